@@ -1,0 +1,77 @@
+"""Plain data that crosses boundaries: frames and the simulator's ground truth.
+
+No Qt, no GL, no I/O here: these objects move between the acquisition thread, the recorder, the
+compute worker and the viewer, so they are immutable (frozen) and hold numpy arrays.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+
+Clock = Literal["device", "host"]
+
+
+@dataclass(frozen=True, slots=True)
+class Truth:
+    """Simulator ground truth for one frame (absent for real cameras).
+
+    ``dapi`` and ``membrane`` are the noisy, digitised fluorescence images a real stain would give
+    (same PSF and noise model as a real fluorescence channel); ``cell_labels`` and
+    ``nucleus_labels`` are ``(H, W) uint32`` instance labels, 0 = background, a nucleus carries
+    its cell's id (fragments of an apoptotic nucleus share it); ``cells`` is the per-cell truth
+    table as columns of equal length (see ``liveaug.sources.simulated.TRUTH_COLUMNS``).
+    """
+
+    dapi: np.ndarray
+    membrane: np.ndarray
+    cell_labels: np.ndarray
+    nucleus_labels: np.ndarray
+    cells: dict[str, np.ndarray]
+
+
+@dataclass(frozen=True, slots=True)
+class Frame:
+    """One acquired brightfield frame and what came with it.
+
+    Attributes
+    ----------
+    image : (H, W) ndarray
+        Brightfield intensity, uint8 or uint16 as digitised (12-bit data stays in uint16 with
+        ``bit_depth=12``), or float32.
+    index : int
+        Frame number from the source (camera frame id, session frame, simulator step).
+    timestamp_ns : int
+        Acquisition time in nanoseconds on the clock named by ``clock``: the device clock when the
+        camera provides one, the host's monotonic clock otherwise.
+    pixel_format : str
+        GenICam name of the format the pixels arrived in (``Mono8``, ``Mono12p``, ``BayerRG8`` …).
+    bit_depth : int
+        Significant bits per pixel of ``image``.
+    pixel_size_um : float or None
+        Size of one pixel in the sample plane, µm (None when unknown).
+    channels : dict of str to (H, W) ndarray
+        Real fluorescence channels recorded beside brightfield, by name.
+    meta : dict
+        Per-frame acquisition settings (exposure_us, gain_db, …) as plain JSON-able values.
+    truth : Truth or None
+        Ground truth when the frame comes from the simulator (or a simulated session).
+    """
+
+    image: np.ndarray
+    index: int
+    timestamp_ns: int
+    clock: Clock = "host"
+    pixel_format: str = "Mono16"
+    bit_depth: int = 16
+    pixel_size_um: float | None = None
+    channels: dict[str, np.ndarray] = field(default_factory=dict)
+    meta: dict[str, Any] = field(default_factory=dict)
+    truth: Truth | None = None
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        """(height, width) of the brightfield image."""
+        return self.image.shape[0], self.image.shape[1]
