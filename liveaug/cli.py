@@ -2,7 +2,8 @@
 
 Errors the user can fix (:class:`~liveaug.errors.LiveaugError`) print as one line and exit 2;
 ``--debug`` shows the traceback instead. Subcommands import their heavy dependencies (Qt,
-onnxruntime, harvesters) lazily, so ``liveaug --help`` is instant and headless commands never load Qt.
+onnxruntime, harvesters) lazily, so ``liveaug --help`` is quick and headless commands never
+load Qt.
 """
 
 from __future__ import annotations
@@ -30,8 +31,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="liveaug",
         description=(
-            "liveaug — a real-time augmented microscope. Streams brightfield from a GenICam camera, "
-            "a recorded session or the built-in simulated microscope, and turns every frame into "
+            "liveaug — a real-time augmented microscope. Streams brightfield from a GenICam "
+            "camera, a recorded session or the built-in simulated microscope, and turns every "
+            "frame into "
             "virtual stains, cell-cycle phase and apoptosis calls, measured per cell."
         ),
     )

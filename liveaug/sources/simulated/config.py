@@ -93,7 +93,7 @@ class Biology:
 
 @dataclass(frozen=True)
 class SimulationConfig:
-    """Everything that defines a simulated time-lapse; identical config + seed = identical frames."""
+    """Everything that defines a simulated time-lapse: same config and seed, same frames."""
 
     height: int = 512
     width: int = 512

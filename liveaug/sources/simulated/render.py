@@ -115,7 +115,7 @@ class Renderer:
     ) -> dict:
         """Draw one cell's template (distance, OPL, DNA density, nucleus mask) around (0, 0)."""
         rng = np.random.default_rng([cell.id, frags, bodies, int(bleb * 10)])
-        h = int(math.ceil(radius * 1.45)) + 3
+        h = math.ceil(radius * 1.45) + 3
         yy, xx = np.mgrid[-h : h + 1, -h : h + 1].astype(np.float32)
         r = np.hypot(xx, yy)
         th = np.arctan2(yy, xx)
