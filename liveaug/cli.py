@@ -23,6 +23,7 @@ COMMANDS: dict[str, str] = {
     "simulate": "simulate",
     "devices": "devices",
     "record": "record",
+    "bench": "bench",
 }
 
 

@@ -45,7 +45,11 @@ class Brightfield:
 
     def intensity(self, opl_um: np.ndarray, time_s: float, drift_walk: float) -> np.ndarray:
         """Relative brightfield intensity (1 = clear medium at the field centre)."""
-        field = np.exp((1j * self.k - self.absorb) * opl_um).astype(np.complex64)
+        phase = opl_um * self.k
+        amp = np.exp(opl_um * -self.absorb)
+        field = np.empty(opl_um.shape, np.complex64)
+        np.multiply(amp, np.cos(phase), out=field.real)
+        np.multiply(amp, np.sin(phase), out=field.imag)
         spectrum = scipy.fft.fft2(field, workers=1, overwrite_x=True)
         spectrum *= self.transfer
         img = scipy.fft.ifft2(spectrum, workers=1, overwrite_x=True)
@@ -88,6 +92,10 @@ class Sensor:
         e = np.maximum(electrons, 0, dtype=np.float32)
         sigma = np.sqrt(e + np.float32(self.camera.read_noise_e**2))
         noise = self.rng.standard_normal(e.shape, dtype=np.float32)
-        adu = (e + sigma * noise) * np.float32(1.0 / self.e_per_adu) + np.float32(self.offset)
+        noise *= sigma
+        noise += e
+        adu = noise
+        adu *= np.float32(1.0 / self.e_per_adu)
+        adu += np.float32(self.offset)
         np.clip(adu, 0, self.max_adu, out=adu)
         return np.rint(adu).astype(self.dtype)

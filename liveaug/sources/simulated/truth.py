@@ -37,9 +37,9 @@ def cell_table(
     n = population.next_id
     area = np.bincount(lab, minlength=n)
     nuc_area = np.bincount(maps.nucleus_labels.ravel(), minlength=n)
-    ys, xs = np.indices(maps.cell_labels.shape)
-    sy = np.bincount(lab, weights=ys.ravel(), minlength=n)
-    sx = np.bincount(lab, weights=xs.ravel(), minlength=n)
+    h, w = maps.cell_labels.shape
+    sy = np.bincount(lab, weights=np.repeat(np.arange(h, dtype=np.float64), w), minlength=n)
+    sx = np.bincount(lab, weights=np.tile(np.arange(w, dtype=np.float64), h), minlength=n)
     dapi = np.bincount(lab, weights=maps.dna.ravel(), minlength=n) * dapi_scale
     cells = [c for c in population.cells if area[c.id] > 0]
     ids = np.array([c.id for c in cells], np.int64)

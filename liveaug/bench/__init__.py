@@ -1,0 +1,1 @@
+"""``liveaug bench`` sections: each returns a JSON-able dict of measured figures."""

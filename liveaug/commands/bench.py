@@ -1,0 +1,79 @@
+"""``liveaug bench``: measure every stage on this machine and print a table (and JSON)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+from pathlib import Path
+from typing import Any
+
+HELP = (
+    "Measure how fast each stage runs on this machine (simulator, camera conversion, …) "
+    "and print a table; --json writes the figures to a file."
+)
+
+SECTIONS = ("simulator", "camera")
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    """Which sections, sizes and where to write JSON."""
+    p.add_argument(
+        "--only",
+        choices=SECTIONS,
+        action="append",
+        help="run only this section (repeatable); default: all",
+    )
+    p.add_argument("--sizes", type=int, nargs="+", default=[512], help="frame sizes (px)")
+    p.add_argument("--frames", type=int, default=40, help="frames timed per case")
+    p.add_argument("--json", type=Path, metavar="OUT.json", help="also write results as JSON")
+
+
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def _print_table(section: str, results: dict[str, Any]) -> None:
+    print(f"\n== {section} ==")
+    for case, stats in results.items():
+        if isinstance(stats, dict):
+            cells = "  ".join(
+                f"{k}={v:.2f}" if isinstance(v, float) else f"{k}={v}" for k, v in stats.items()
+            )
+            print(f"  {case:<34} {cells}")
+        else:
+            print(f"  {case:<34} {stats}")
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run the chosen sections in one process so ratios compare like with like."""
+    sections = args.only or list(SECTIONS)
+    report: dict[str, Any] = {
+        "machine": {
+            "cpu": _cpu_model(),
+            "cores": os.cpu_count(),
+            "python": platform.python_version(),
+        },
+    }
+    print(f"liveaug bench on {report['machine']['cpu']} ({report['machine']['cores']} cores)")
+    if "simulator" in sections:
+        from liveaug.bench.simulator import simulator_benchmarks
+
+        report["simulator"] = simulator_benchmarks(tuple(args.sizes), args.frames)
+        _print_table("simulator (one thread)", report["simulator"])
+    if "camera" in sections:
+        from liveaug.bench.camera import camera_benchmarks
+
+        report["camera"] = camera_benchmarks()
+        _print_table("camera", report["camera"])
+    if args.json:
+        args.json.write_text(json.dumps(report, indent=2))
+        print(f"\nwrote {args.json}")
+    return 0
