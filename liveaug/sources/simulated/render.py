@@ -196,17 +196,14 @@ class Renderer:
                 sig = max(0.8, 0.13 * a_n)
                 nucleoli += np.exp(-((xx - cx_) ** 2 + (yy - cy_) ** 2) / (2 * sig * sig))
         granules = self._patch(self._texture, cell.texture_origin, 2 * h + 1)
-        opl = (
-            DN_CYTO * t_cell
-            + DN_NUCLEUS * t_nuc
-            + 0.08 * nucleoli
-            + 0.005 * granules * (inside > 0)
-        ) * fade
+        opl = (DN_CYTO * t_cell + 0.005 * granules * (inside > 0)) * fade
+        opl_nuc = (DN_NUCLEUS * t_nuc + 0.08 * nucleoli) * fade
         body = d < 1.0
         return {
             "h": h,
             "d": np.where(body, d, np.inf).astype(np.float32),
             "opl": np.where(body, opl, 0).astype(np.float32),
+            "opl_nuc": np.where(body, opl_nuc, 0).astype(np.float32),
             "dna": dna,
             "nuc": nuc & body,
             "roundness": roundness,
@@ -265,7 +262,9 @@ class Renderer:
         rep_n = np.zeros(population.next_id, np.float32) if reporter_nc is not None else None
         for cell, t, ys, xs, ts in placed:
             own = lab[ys, xs] == cell.id
-            np.copyto(opl[ys, xs], t["opl"][ts], where=own)
+            # nuclear dry mass follows DNA content (+45 % from G1 to G2, as QPI measures)
+            mass = np.float32(0.55 + 0.45 * cell.dna_content)
+            np.copyto(opl[ys, xs], t["opl"][ts] + t["opl_nuc"][ts] * mass, where=own)
             dna[ys, xs] += np.where(own, t["dna"][ts], 0) * cell.dna_content
             nuc_lab[ys, xs][own & t["nuc"][ts]] = cell.id
             mem_weight[cell.id] = 1.0 + 0.8 * t["roundness"]
