@@ -75,3 +75,28 @@ class Frame:
     def shape(self) -> tuple[int, int]:
         """(height, width) of the brightfield image."""
         return self.image.shape[0], self.image.shape[1]
+
+
+#: Roles a predictor can fill; the pipeline asks only for the roles that are switched on.
+ROLES: tuple[str, ...] = ("dapi", "membrane", "phase", "apoptosis")
+#: Classes of the ``phase`` map, in channel order.
+PHASE_CLASSES: tuple[str, ...] = ("background", "G1", "S", "G2", "M")
+
+
+@dataclass(frozen=True, slots=True)
+class Prediction:
+    """What the models made of one frame, at model resolution.
+
+    ``maps`` holds, per requested role: ``dapi`` and ``membrane`` as ``(h, w) float32`` virtual
+    stains (normalised intensity), ``phase`` as ``(5, h, w) float32`` probabilities over
+    :data:`PHASE_CLASSES`, ``apoptosis`` as ``(h, w) float32`` probability. ``scale`` is model
+    pixels per frame pixel (0.5 when the frame was binned 2x); the viewer upsamples on the GPU.
+    ``models`` maps each role to the model (name and sha256 prefix) that made it.
+    """
+
+    frame_index: int
+    maps: dict[str, np.ndarray]
+    scale: float
+    models: dict[str, str]
+    provider: str
+    timings_ms: dict[str, float] = field(default_factory=dict)
