@@ -37,7 +37,11 @@ class Source(Protocol):
         ...
 
     def read(self, timeout_s: float | None = None) -> Frame:
-        """Return the next frame, blocking until it is due; ``EndOfStream`` when there is none."""
+        """Return the next frame, blocking until it is due.
+
+        Raises ``TimeoutError`` (or a subclass) when no frame arrives within ``timeout_s``,
+        ``EndOfStream`` when a finite source is exhausted or was closed meanwhile.
+        """
         ...
 
     def close(self) -> None:

@@ -235,6 +235,7 @@ class Population:
         rng = self.rng
         born: list[Cell] = []
         gone: list[Cell] = []
+        crowded = self.coverage() > self.bio.max_confluence
         for cell in self.cells:
             cell.age += 1
             # persistent random walk (cells in M and dying cells barely move)
@@ -262,6 +263,8 @@ class Population:
                 and rng.random() < self._transloc_hazard
             ):
                 cell.translocation_frame = self.frame
+            if cell.phase == G1 and crowded:
+                continue  # contact inhibition: a confluent culture arrests in G1
             cell.phase_t += 1
             if cell.phase_t >= cell.phase_len[cell.phase]:
                 if cell.phase == M:
@@ -275,6 +278,11 @@ class Population:
         self.cells.extend(born)
         self._repel(strength=0.25)
         self._keep_in_field()
+
+    def coverage(self) -> float:
+        """Nominal area of all cells over the field area (above 1: cells press together)."""
+        area = sum(c.radius0**2 * (1.0 + c.growth) for c in self.cells) * math.pi
+        return area / (self.height * self.width)
 
     def _divide(self, mother: Cell) -> list[Cell]:
         """Two daughters along the spindle axis, each with half the mother's area."""

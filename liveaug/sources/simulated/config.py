@@ -75,6 +75,8 @@ class Biology:
     s_h: float = 7.0
     g2_h: float = 3.5
     m_h: float = 1.0
+    max_confluence: float = 1.3
+    """Coverage above which G1 cells stop cycling (contact inhibition keeps density bounded)."""
     cycle_cv: float = 0.15
     """Coefficient of variation of every phase duration."""
     apoptosis_fraction: float = 0.05
