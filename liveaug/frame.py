@@ -100,3 +100,58 @@ class Prediction:
     models: dict[str, str]
     provider: str
     timings_ms: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class CellTable:
+    """Per-cell readouts of one frame (or many), as equal-length numpy columns.
+
+    Columns follow the analysis issue: ``frame, timestamp_s, cell_id, parent_id, x, y, area_px,
+    area_um2, …, dapi_mean, dapi_integrated, membrane_mean, phase, phase_confidence,
+    p_apoptosis`` plus ``<channel>_mean / _integrated / _nc_ratio`` per real fluorescence
+    channel. ``x``/``y`` are in frame pixels; ``phase`` is a string from :data:`PHASE_CLASSES`.
+    ``units`` maps column → unit for export.
+    """
+
+    columns: dict[str, np.ndarray]
+    units: dict[str, str] = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return len(next(iter(self.columns.values()))) if self.columns else 0
+
+    def __getitem__(self, name: str) -> np.ndarray:
+        return self.columns[name]
+
+    def to_pandas(self) -> Any:
+        """A pandas DataFrame (pandas imported only here)."""
+        import pandas as pd
+
+        return pd.DataFrame(self.columns)
+
+
+@dataclass(frozen=True, slots=True)
+class CellEvent:
+    """A rule fired for a tracked cell (entered M, apoptosis for 3 frames, translocation …)."""
+
+    frame_index: int
+    cell_id: int
+    rule: str
+    x: float
+    y: float
+    message: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Analysis:
+    """Cells found in one frame: labels at model resolution, their readouts, fired events.
+
+    ``labels`` and ``nuclei`` are ``(h, w) uint32`` at the prediction's resolution whose values
+    are the tracked ``cell_id`` of :attr:`cells` (0 = background).
+    """
+
+    frame_index: int
+    labels: np.ndarray
+    nuclei: np.ndarray
+    cells: CellTable
+    events: tuple[CellEvent, ...] = ()
+    timings_ms: dict[str, float] = field(default_factory=dict)
