@@ -63,3 +63,13 @@ def test_simulate_refuses_to_overwrite_and_says_how(tmp_path, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "overwrite" in err[0]
     assert main(["simulate", str(out), "--frames", "0"]) == 2
+
+
+def test_debug_shows_the_traceback_instead(tmp_path):
+    from liveaug.errors import LiveaugError
+
+    out = tmp_path / "sim.ome.zarr"
+    out.mkdir()
+    (out / "zarr.json").write_text("{}")
+    with pytest.raises(LiveaugError, match="exists"):
+        main(["--debug", "simulate", str(out), "--frames", "1", "--size", "64", "64"])
