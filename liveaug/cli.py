@@ -24,6 +24,8 @@ COMMANDS: dict[str, str] = {
     "devices": "devices",
     "record": "record",
     "bench": "bench",
+    "models": "models",
+    "train": "train",
 }
 
 

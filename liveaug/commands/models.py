@@ -1,0 +1,108 @@
+"""``liveaug models list|info|check|eval``: the predictors liveaug ships or a user brings."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+HELP = (
+    "List, describe, check (reproduce test outputs) and evaluate bioimage.io ONNX models "
+    "(the shipped predictors or your own with the same roles)."
+)
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    """Subcommands list, info, check, eval."""
+    sub = p.add_subparsers(dest="action", metavar="ACTION", required=True)
+    sub.add_parser("list", help="shipped models and where they are")
+    info = sub.add_parser("info", help="inputs, outputs, roles, normalisation of a model")
+    info.add_argument("model", help="model folder, rdf.yaml or shipped model name")
+    check = sub.add_parser("check", help="run the test input and compare to the test output")
+    check.add_argument("model", help="model folder, rdf.yaml or shipped model name")
+    ev = sub.add_parser(
+        "eval", help="accuracy figures on a simulated session with truth (as in the model card)"
+    )
+    ev.add_argument("session", type=Path, help="session folder (.ome.zarr) with ground truth")
+    ev.add_argument("--model", action="append", help="model(s) to use (default: shipped)")
+    ev.add_argument("--frames", type=int, help="score only the first N frames")
+    ev.add_argument("--resolution", choices=("speed", "full"), default="speed")
+    ev.add_argument("--json", type=Path, metavar="OUT.json", help="also write the figures")
+
+
+def run(args: argparse.Namespace) -> int:
+    """Dispatch to the action."""
+    return {"list": _list, "info": _info, "check": _check, "eval": _eval}[args.action](args)
+
+
+def _list(args: argparse.Namespace) -> int:
+    from liveaug.model_zoo import find_models, load_model, model_dirs
+
+    models = find_models()
+    if not models:
+        print("no shipped models in " + ", ".join(map(str, model_dirs())))
+        return 0
+    for folder in models:
+        spec = load_model(folder, verify_sha=False)
+        print(f"{folder.name:<20} {spec.name}  roles: {', '.join(spec.roles)}  ({folder})")
+    return 0
+
+
+def _info(args: argparse.Namespace) -> int:
+    from liveaug.model_zoo import load_model, resolve
+
+    spec = load_model(resolve(args.model))
+    print(f"{spec.name}  ({spec.rdf_path})")
+    print(f"  weights   {spec.weights.name}  sha256 {spec.sha256}")
+    print(
+        f"  input     {spec.input_id} axes {', '.join(spec.input_axes)}; H, W = "
+        f"{spec.min_size} + k·{spec.stride}; working pixel size {spec.pixel_size_um} µm"
+    )
+    print("  preprocessing " + ", ".join(str(p.get("id")) for p in spec.preprocessing))
+    for oid in spec.outputs:
+        role = next((r for r, o in spec.roles.items() if o == oid), "-")
+        print(f"  output    {oid:<10} role {role:<10} axes {', '.join(spec.output_axes[oid])}")
+    acc = ((spec.rdf.get("config") or {}).get("liveaug") or {}).get("accuracy")
+    if acc:
+        print("  accuracy  " + json.dumps(acc))
+    return 0
+
+
+def _check(args: argparse.Namespace) -> int:
+    from liveaug.inference import check_model
+    from liveaug.model_zoo import load_model, resolve
+
+    spec = load_model(resolve(args.model))
+    diffs = check_model(spec)
+    worst = max(diffs.values()) if diffs else 0.0
+    print(
+        f"{spec.rdf_path}: test outputs reproduced ({len(diffs)} outputs, max abs diff {worst:.2g})"
+    )
+    return 0
+
+
+def _eval(args: argparse.Namespace) -> int:
+    from liveaug.errors import LiveaugError
+    from liveaug.inference import Predictor
+    from liveaug.model_eval import evaluate, format_summary
+    from liveaug.model_zoo import resolve
+    from liveaug.progress import progress
+    from liveaug.session import Session
+
+    session = Session.open(args.session)
+    if not session.has_truth:
+        raise LiveaugError(
+            f"{args.session} has no ground truth",
+            "evaluate on a simulated session (liveaug simulate)",
+        )
+    n = min(args.frames or len(session), len(session))
+    models = [resolve(m) for m in args.model] if args.model else None
+    pred = Predictor(models, resolution=args.resolution)
+    print(pred.report.line())
+    with progress(n, "eval") as bar:
+        summary = evaluate((session.frame(i) for i in range(n)), pred, on_frame=bar.update)
+    print(f"{args.session}: {n} frames")
+    print(format_summary(summary))
+    if args.json:
+        args.json.write_text(json.dumps(summary, indent=1))
+    return 0

@@ -1,0 +1,124 @@
+"""``liveaug train``: simulate training data, train the predictor, export, package and evaluate.
+
+The defaults reproduce the shipped model (``models/liveaug-bf4``)::
+
+    liveaug train --out models/liveaug-bf4
+
+Steps: (1) simulate and cache the training frames (skipped when the cache exists), (2) train on
+the CPU, (3) export ONNX and check it against PyTorch, (4) write the bioimage.io folder,
+(5) measure accuracy on held-out sessions (in-distribution and shifted) and write the model card.
+Needs the ``train`` extra (torch).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+HELP = (
+    "Train the brightfield predictors (virtual DAPI, membrane, phase, apoptosis) on simulated "
+    "data, export them to ONNX and write a bioimage.io model folder with its model card."
+)
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    """Data, training and output options (defaults = the shipped model)."""
+    p.add_argument("--out", type=Path, default=Path("models/liveaug-bf4"), help="model folder")
+    p.add_argument(
+        "--cache",
+        type=Path,
+        default=Path.home() / ".cache/liveaug/train_500x6.npz",
+        help="training-data cache (.npz); built when missing",
+    )
+    p.add_argument("--sessions", type=int, default=500, help="simulated training sessions")
+    p.add_argument("--frames", type=int, default=6, help="frames per training session")
+    p.add_argument("--steps", type=int, default=4000, help="optimizer steps")
+    p.add_argument("--batch", type=int, default=12)
+    p.add_argument("--crop", type=int, default=128, help="training crop (model pixels)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--threads", type=int, default=2, help="torch threads (and data workers)")
+    p.add_argument(
+        "--checkpoint",
+        type=Path,
+        help="skip training: export and evaluate this checkpoint (model.pt) instead",
+    )
+    p.add_argument("--eval-sessions", type=int, default=4, help="held-out sessions per setting")
+    p.add_argument("--eval-frames", type=int, default=5, help="frames per held-out session")
+
+
+def run(args: argparse.Namespace) -> int:
+    """The whole recipe, timed."""
+    from liveaug.errors import LiveaugError
+
+    try:
+        import torch  # noqa: F401
+    except ImportError:
+        raise LiveaugError(
+            "liveaug train needs PyTorch", "install the train extra: pip install 'liveaug[train]'"
+        ) from None
+    from liveaug.progress import progress
+    from liveaug.training.data import build_cache, load_cache
+    from liveaug.training.pipeline import finish_model
+    from liveaug.training.train import TrainConfig, load_checkpoint, save_checkpoint, train
+
+    t_start = time.monotonic()
+    work = args.out.parent / f".{args.out.name}.work"
+    work.mkdir(parents=True, exist_ok=True)
+    if args.checkpoint:
+        model, cfg = load_checkpoint(args.checkpoint)
+        minutes_train = None
+    else:
+        if not args.cache.is_file():
+            with progress(args.sessions, "simulate", unit="session") as bar:
+                build_cache(
+                    args.cache,
+                    args.sessions,
+                    args.frames,
+                    workers=args.threads,
+                    on_session=bar.update,
+                )
+        data = load_cache(args.cache)
+        cfg = TrainConfig(
+            steps=args.steps,
+            batch=args.batch,
+            crop=args.crop,
+            seed=args.seed,
+            threads=args.threads,
+        )
+        t0 = time.monotonic()
+        with progress(cfg.steps, "train", unit="step") as bar:
+            model = train(data, cfg, log=bar.write, on_step=bar.update)
+        minutes_train = (time.monotonic() - t0) / 60
+        del data
+        save_checkpoint(model, cfg, work / "model.pt")
+    report = finish_model(
+        model,
+        cfg,
+        args.out,
+        work=work,
+        eval_sessions=args.eval_sessions,
+        eval_frames=args.eval_frames,
+        train_minutes=minutes_train,
+        command="liveaug train " + _argv_summary(args),
+    )
+    print(json.dumps(report["accuracy"], indent=1, default=float))
+    print(f"wrote {args.out} in {(time.monotonic() - t_start) / 60:.1f} min")
+    return 0
+
+
+def _argv_summary(args: argparse.Namespace) -> str:
+    parts = [f"--out {args.out}"]
+    for key, default in (
+        ("sessions", 500),
+        ("frames", 6),
+        ("steps", 4000),
+        ("batch", 12),
+        ("crop", 128),
+        ("seed", 0),
+        ("threads", 2),
+    ):
+        if getattr(args, key) != default:
+            parts.append(f"--{key} {getattr(args, key)}")
+    return " ".join(parts)

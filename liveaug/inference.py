@@ -1,0 +1,413 @@
+"""The inference engine: onnxruntime sessions, provider choice, pre/post-processing, tiling.
+
+Providers are tried in the order TensorRT → CUDA → CPU. Each GPU provider is probed quietly
+before a session asks for it (is it compiled in, do its shared libraries load, is there a GPU),
+so a machine without CUDA gets one line saying why — not onnxruntime's loud load errors::
+
+    onnxruntime 1.31.1: CPU (TensorRT: libcublas.so.13 not found; CUDA: libcublasLt.so.13 …)
+
+Frames are binned to the model's working pixel size ("speed", the default: overlays are
+upsampled by the viewer) or run at their own sampling in overlapping tiles ("full"). The
+normalisation is exactly the rdf's (:mod:`liveaug.preprocess`), computed over the whole frame
+before tiling. Roles that are switched off are not fetched, and a model none of whose roles is
+wanted is not run at all.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import functools
+import logging
+import os
+import re
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+
+from liveaug.frame import ROLES, Frame, Prediction
+from liveaug.model_zoo import ModelError, ModelSpec, default_model, load_model
+from liveaug.preprocess import (
+    ZMUV_EPS,
+    bin_factor,
+    bin_image,
+    pad_to_multiple,
+)
+
+log = logging.getLogger(__name__)
+
+TRT, CUDA, CPU = "TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider"
+PROVIDER_ORDER: tuple[str, ...] = (TRT, CUDA, CPU)
+SHORT = {TRT: "TensorRT", CUDA: "CUDA", CPU: "CPU"}
+_LIB = {TRT: "libonnxruntime_providers_tensorrt.so", CUDA: "libonnxruntime_providers_cuda.so"}
+Resolution = Literal["speed", "full"]
+
+
+@dataclass(frozen=True)
+class ProviderReport:
+    """Which providers will be used, and why each of the others will not."""
+
+    version: str
+    usable: tuple[str, ...]
+    reasons: dict[str, str]
+
+    def line(self) -> str:
+        """One line for logs and the command line."""
+        why = "; ".join(f"{SHORT.get(p, p)}: {r}" for p, r in self.reasons.items())
+        runs = " → ".join(SHORT.get(p, p) for p in self.usable)
+        return f"onnxruntime {self.version}: {runs}" + (f" ({why})" if why else "")
+
+
+def _missing_library(lib_path: Path) -> str | None:
+    """Load a provider library the way the dynamic linker would; None when it loads."""
+    try:
+        ctypes.CDLL(str(lib_path), mode=os.RTLD_LAZY | os.RTLD_LOCAL)
+    except OSError as exc:
+        msg = str(exc)
+        m = re.search(r"([\w.+-]+\.so[\w.]*): cannot open shared object file", msg)
+        return f"{m.group(1)} not found" if m else msg.split(":")[-1].strip()
+    return None
+
+
+def _gpu_count() -> tuple[int, str | None]:
+    """CUDA devices visible through the driver API (0 and a reason when none)."""
+    try:
+        cuda = ctypes.CDLL("libcuda.so.1")
+    except OSError:
+        return 0, "no NVIDIA driver (libcuda.so.1 not found)"
+    if cuda.cuInit(0) != 0:
+        return 0, "the NVIDIA driver found no usable GPU"
+    n = ctypes.c_int(0)
+    if cuda.cuDeviceGetCount(ctypes.byref(n)) != 0 or n.value == 0:
+        return 0, "no CUDA device visible"
+    return n.value, None
+
+
+@functools.cache
+def probe_providers() -> ProviderReport:
+    """Decide quietly which of TensorRT, CUDA, CPU can run here (cached per process)."""
+    import onnxruntime as ort
+
+    available = set(ort.get_available_providers())
+    capi = Path(ort.__file__).parent / "capi"
+    usable: list[str] = []
+    reasons: dict[str, str] = {}
+    gpus: tuple[int, str | None] | None = None
+    for prov in (TRT, CUDA):
+        if prov not in available:
+            reasons[prov] = "not in this onnxruntime build"
+            continue
+        missing = _missing_library(capi / _LIB[prov])
+        if missing:
+            reasons[prov] = missing
+            continue
+        gpus = gpus or _gpu_count()
+        if gpus[1]:
+            reasons[prov] = gpus[1]
+            continue
+        usable.append(prov)
+    usable.append(CPU)
+    return ProviderReport(ort.__version__, tuple(usable), reasons)
+
+
+def session_options(threads: int | None = None) -> Any:
+    """Full graph optimisation, sequential execution, deliberate thread counts.
+
+    ``threads`` defaults to the cores this process may use: inference is the pipeline's
+    heaviest stage, and acquisition/display threads mostly wait on I/O.
+    """
+    import onnxruntime as ort
+
+    so = ort.SessionOptions()
+    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    so.intra_op_num_threads = threads or len(os.sched_getaffinity(0))
+    so.inter_op_num_threads = 1
+    so.log_severity_level = 3
+    return so
+
+
+def open_session(
+    spec: ModelSpec, *, providers: Sequence[str] | None = None, threads: int | None = None
+) -> Any:
+    """An onnxruntime session for ``spec``'s weights; bad files give one :class:`ModelError`."""
+    import onnxruntime as ort
+
+    provs = list(providers or probe_providers().usable)
+    opts: list[dict[str, str]] = []
+    for p in provs:
+        if p == TRT:
+            cache = Path(os.environ.get("LIVEAUG_TRT_CACHE", Path.home() / ".cache/liveaug/trt"))
+            opts.append({"trt_engine_cache_enable": "True", "trt_engine_cache_path": str(cache)})
+        else:
+            opts.append({})
+    try:
+        sess = ort.InferenceSession(
+            str(spec.weights), session_options(threads), providers=provs, provider_options=opts
+        )
+    except Exception as exc:  # onnxruntime raises its own Fail/InvalidGraph/… types
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ModelError(f"{spec.weights}: onnxruntime cannot load it ({first})") from None
+    _check_session_io(spec, sess)
+    return sess
+
+
+def _check_session_io(spec: ModelSpec, sess: Any) -> None:
+    ins = sess.get_inputs()
+    if len(ins) != 1:
+        raise ModelError(f"{spec.weights}: the graph has {len(ins)} inputs; expected one image")
+    shape = ins[0].shape
+    if len(shape) != len(spec.input_axes):
+        raise ModelError(
+            f"{spec.weights}: input {ins[0].name!r} has rank {len(shape)}; the rdf declares "
+            f"axes {', '.join(spec.input_axes)}"
+        )
+    ch = shape[spec.input_axes.index("channel")]
+    if isinstance(ch, int) and ch != 1:
+        raise ModelError(f"{spec.weights}: input has {ch} channels; liveaug feeds 1 (brightfield)")
+    if "float" not in ins[0].type:
+        raise ModelError(f"{spec.weights}: input type {ins[0].type}; liveaug feeds float32")
+    names = {o.name for o in sess.get_outputs()}
+    missing = [o for o in spec.outputs if o not in names]
+    if missing:
+        raise ModelError(f"{spec.weights}: outputs {missing} named in the rdf are not in the graph")
+
+
+def preprocess(x: np.ndarray, steps: Iterable[dict[str, Any]]) -> np.ndarray:
+    """Apply bioimage.io preprocessing to a 2-D image (per-sample statistics)."""
+    x = np.asarray(x, dtype=np.float32)
+    for step in steps:
+        sid, kw = step.get("id"), step.get("kwargs") or {}
+        if sid == "zero_mean_unit_variance":
+            eps = float(kw.get("eps", ZMUV_EPS))
+            mean = float(x.mean(dtype=np.float64))
+            std = float(x.std(dtype=np.float64))
+            x = ((x - np.float32(mean)) / np.float32(std + eps)).astype(np.float32)
+        elif sid == "scale_range":
+            lo, hi = np.percentile(
+                x, [float(kw.get("min_percentile", 0)), float(kw.get("max_percentile", 100))]
+            )
+            eps = float(kw.get("eps", ZMUV_EPS))
+            x = ((x - np.float32(lo)) / np.float32(hi - lo + eps)).astype(np.float32)
+        elif sid == "scale_linear":
+            x = (x * np.float32(kw.get("gain", 1.0)) + np.float32(kw.get("offset", 0.0))).astype(
+                np.float32
+            )
+        elif sid == "clip":
+            x = np.clip(x, kw.get("min"), kw.get("max")).astype(np.float32)
+    return x
+
+
+@dataclass
+class _Loaded:
+    spec: ModelSpec
+    session: Any
+    provider: str
+    input_name: str
+
+
+class Predictor:
+    """Runs one or more models over frames and returns :class:`Prediction` maps.
+
+    Parameters
+    ----------
+    models : sequence of model folders / rdf paths / specs, optional
+        Each fills the roles its rdf maps; the first model naming a role wins. Default: the
+        shipped model.
+    resolution : {"speed", "full"}
+        "speed" bins the frame to the model's working pixel size and runs it in one pass;
+        "full" keeps every frame pixel and runs overlapping tiles of ``tile`` pixels.
+    tile, overlap : int
+        Tile size and overlap (pixels at model resolution) for "full", or for "speed" frames
+        larger than ``tile`` when ``tile_large=True``.
+    providers : sequence of str, optional
+        onnxruntime providers in preference order (default: what :func:`probe_providers` finds).
+    threads : int, optional
+        intra-op threads of the CPU provider.
+    """
+
+    def __init__(
+        self,
+        models: Sequence[str | Path | ModelSpec] | None = None,
+        *,
+        resolution: Resolution = "speed",
+        tile: int = 256,
+        overlap: int = 32,
+        providers: Sequence[str] | None = None,
+        threads: int | None = None,
+    ) -> None:
+        if resolution not in ("speed", "full"):
+            raise ValueError(f"resolution must be 'speed' or 'full', not {resolution!r}")
+        self.resolution = resolution
+        self.tile, self.overlap = tile, overlap
+        self.report = probe_providers()
+        specs = [
+            m if isinstance(m, ModelSpec) else load_model(m) for m in (models or [default_model()])
+        ]
+        self.models: list[_Loaded] = []
+        for spec in specs:
+            sess = open_session(spec, providers=providers, threads=threads)
+            self.models.append(
+                _Loaded(spec, sess, sess.get_providers()[0], sess.get_inputs()[0].name)
+            )
+        self.role_model: dict[str, _Loaded] = {}
+        for m in self.models:
+            for role in m.spec.roles:
+                self.role_model.setdefault(role, m)
+
+    @property
+    def provider(self) -> str:
+        """Short name of the provider the (first) model runs on."""
+        return SHORT.get(self.models[0].provider, self.models[0].provider)
+
+    @property
+    def roles(self) -> tuple[str, ...]:
+        """Roles some loaded model can fill."""
+        return tuple(r for r in ROLES if r in self.role_model)
+
+    def factor(self, spec: ModelSpec, pixel_size_um: float | None) -> int:
+        """Binning applied to frames for ``spec`` in the current resolution mode."""
+        if self.resolution == "full" or spec.pixel_size_um is None:
+            return 1
+        return bin_factor(pixel_size_um, float(spec.pixel_size_um))
+
+    def predict(self, frame: Frame | np.ndarray, roles: Iterable[str] | None = None) -> Prediction:
+        """Maps for the wanted ``roles`` (default: all available) of one frame."""
+        if isinstance(frame, Frame):
+            image, index, px = frame.image, frame.index, frame.pixel_size_um
+        else:
+            image, index, px = np.asarray(frame), -1, None
+        if image.ndim != 2:
+            raise ValueError(f"expected a 2-D brightfield image, got shape {image.shape}")
+        wanted = [r for r in (roles if roles is not None else self.roles) if r in self.role_model]
+        by_model: dict[int, list[str]] = {}
+        for r in wanted:
+            by_model.setdefault(id(self.role_model[r]), []).append(r)
+        maps: dict[str, np.ndarray] = {}
+        used: dict[str, str] = {}
+        timings: dict[str, float] = {}
+        scale = 1.0
+        for m in self.models:
+            mroles = by_model.get(id(m))
+            if not mroles:
+                continue
+            t0 = time.perf_counter_ns()
+            k = self.factor(m.spec, px)
+            x = preprocess(bin_image(image, k), m.spec.preprocessing)
+            t1 = time.perf_counter_ns()
+            outs = [m.spec.roles[r] for r in mroles]
+            tiled = self.resolution == "full" and max(x.shape) > self.tile
+            res = self._run_tiled(m, x, outs) if tiled else self._run(m, x, outs)
+            t2 = time.perf_counter_ns()
+            for r, o in zip(mroles, outs, strict=True):
+                maps[r] = res[o]
+                used[r] = m.spec.short_id
+            scale = 1.0 / k
+            timings[f"{m.spec.name}.preprocess"] = (t1 - t0) / 1e6
+            timings[f"{m.spec.name}.run"] = (t2 - t1) / 1e6
+        return Prediction(
+            frame_index=index,
+            maps=maps,
+            scale=scale,
+            models=used,
+            provider=self.provider,
+            timings_ms=timings,
+        )
+
+    def _feed(self, m: _Loaded, x: np.ndarray) -> np.ndarray:
+        """(H, W) → the model's declared layout with batch/channel axes."""
+        return x[None, None] if len(m.spec.input_axes) == 4 else x[None]
+
+    def _run(self, m: _Loaded, x: np.ndarray, outs: list[str]) -> dict[str, np.ndarray]:
+        """One pass over the whole (padded) image; returns (C, h, w) or (h, w) per output."""
+        step = max(m.spec.stride, 1)
+        xp, (h, w) = pad_to_multiple(x, step)
+        if min(xp.shape) < m.spec.min_size:
+            xp = np.pad(xp, [(0, max(0, m.spec.min_size - s)) for s in xp.shape], mode="edge")
+        feed = np.ascontiguousarray(self._feed(m, xp))
+        if m.provider in (CUDA, TRT):
+            results = self._run_bound(m, feed, outs)
+        else:
+            results = m.session.run(outs, {m.input_name: feed})
+        return {o: _squeeze(r)[..., :h, :w] for o, r in zip(outs, results, strict=True)}
+
+    @staticmethod
+    def _run_bound(m: _Loaded, feed: np.ndarray, outs: list[str]) -> list[np.ndarray]:
+        """IO binding on the GPU: one host→device copy in, outputs copied back once."""
+        import onnxruntime as ort
+
+        binding = m.session.io_binding()
+        binding.bind_ortvalue_input(m.input_name, ort.OrtValue.ortvalue_from_numpy(feed, "cuda", 0))
+        for o in outs:
+            binding.bind_output(o, "cuda")
+        m.session.run_with_iobinding(binding)
+        return [v.numpy() for v in binding.get_outputs()]
+
+    def _run_tiled(self, m: _Loaded, x: np.ndarray, outs: list[str]) -> dict[str, np.ndarray]:
+        """Overlapping tiles; each keeps its centre (the borders see too little context)."""
+        h, w = x.shape
+        t, ov = self.tile, self.overlap
+        core = t - 2 * ov
+        if core <= 0:
+            raise ValueError(f"tile {t} must exceed twice the overlap {ov}")
+        result: dict[str, np.ndarray] = {}
+        for y0 in range(0, h, core):
+            for x0 in range(0, w, core):
+                ys, xs = max(0, y0 - ov), max(0, x0 - ov)
+                ye, xe = min(h, y0 + core + ov), min(w, x0 + core + ov)
+                part = self._run(m, x[ys:ye, xs:xe], outs)
+                cy0, cx0 = y0 - ys, x0 - xs
+                cy1, cx1 = cy0 + min(core, h - y0), cx0 + min(core, w - x0)
+                for o, r in part.items():
+                    if o not in result:
+                        result[o] = np.empty((*r.shape[:-2], h, w), np.float32)
+                    result[o][..., y0 : y0 + cy1 - cy0, x0 : x0 + cx1 - cx0] = r[
+                        ..., cy0:cy1, cx0:cx1
+                    ]
+        return result
+
+
+def _squeeze(r: np.ndarray) -> np.ndarray:
+    """Drop the batch axis and a single channel axis: (1, 1, h, w) → (h, w), (1, C, h, w) →
+    (C, h, w)."""
+    r = np.asarray(r, dtype=np.float32)
+    if r.ndim == 4:
+        r = r[0]
+    if r.ndim == 3 and r.shape[0] == 1:
+        r = r[0]
+    return r
+
+
+def run_test_tensors(
+    spec: ModelSpec, *, providers: Sequence[str] | None = None
+) -> dict[str, np.ndarray]:
+    """Run the rdf's test input through its declared preprocessing and the model, as zoo tools
+    do (the test input is the raw model input, batch and channel axes included)."""
+    if spec.test_input is None:
+        raise ModelError(f"{spec.rdf_path}: no test_tensor for the input")
+    try:
+        raw = np.load(spec.test_input)
+    except (OSError, ValueError) as exc:
+        raise ModelError(f"{spec.test_input}: unreadable test input ({exc})") from None
+    sess = open_session(spec, providers=providers or [CPU])
+    if raw.ndim != len(spec.input_axes):
+        raise ModelError(f"{spec.test_input}: rank {raw.ndim}, rdf declares {spec.input_axes}")
+    x = np.stack(
+        [
+            preprocess(raw[b].reshape(raw.shape[-2:]), spec.preprocessing)
+            for b in range(raw.shape[0])
+        ]
+    ).reshape(raw.shape)
+    outs = list(spec.test_outputs)
+    res = sess.run(outs, {sess.get_inputs()[0].name: x.astype(np.float32)})
+    return dict(zip(outs, res, strict=True))
+
+
+def check_model(spec: ModelSpec, *, atol: float = 1e-4) -> dict[str, float]:
+    """Reproduce the rdf's test outputs from its test input; raises :class:`ModelError`."""
+    from liveaug.model_zoo import compare_outputs
+
+    return compare_outputs(spec, run_test_tensors(spec), atol=atol)

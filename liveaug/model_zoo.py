@@ -1,0 +1,310 @@
+"""Model folders in bioimage.io format (rdf.yaml 0.5, ONNX weights): find, load, check.
+
+A model folder holds ``rdf.yaml``, the ONNX weights it names (with their sha256), test input
+and output ``.npy`` files and a model card. liveaug reads only what it needs from the rdf (no
+``bioimageio`` import at run time): the input's axes and preprocessing, the outputs, and the
+role mapping in ``config.liveaug.roles`` (which output is ``dapi``, ``membrane``, ``phase``,
+``apoptosis``). A model brought by a user without that block still loads when its output ids are
+role names. Every problem is one :class:`ModelError` naming the file and what is wrong.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import yaml
+
+from liveaug.errors import LiveaugError
+from liveaug.frame import ROLES
+
+RDF_NAMES = ("rdf.yaml", "bioimageio.yaml")
+#: Preprocessing steps the engine implements (bioimage.io 0.5 ids).
+SUPPORTED_PREPROCESSING = ("zero_mean_unit_variance", "scale_linear", "scale_range", "clip")
+ONNX_MAGIC_HINT = b"\x08"  # an ONNX ModelProto starts with field 1 (ir_version), varint
+
+
+class ModelError(LiveaugError):
+    """A model folder or file liveaug cannot use (missing, malformed, wrong shape, mismatch)."""
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """What liveaug needs to run one bioimage.io ONNX model.
+
+    ``roles`` maps liveaug roles to output tensor ids; ``pixel_size_um`` is the working sampling
+    (frames are binned towards it); ``stride`` is the multiple that height and width must have.
+    """
+
+    name: str
+    folder: Path
+    rdf_path: Path
+    weights: Path
+    sha256: str | None
+    input_id: str
+    input_axes: tuple[str, ...]
+    preprocessing: tuple[dict[str, Any], ...]
+    outputs: tuple[str, ...]
+    output_axes: dict[str, tuple[str, ...]]
+    roles: dict[str, str]
+    pixel_size_um: float | None
+    stride: int
+    min_size: int
+    test_input: Path | None
+    test_outputs: dict[str, Path] = field(default_factory=dict)
+    rdf: dict[str, Any] = field(default_factory=dict, repr=False)
+
+    @property
+    def short_id(self) -> str:
+        """Name plus sha256 prefix: what :class:`~liveaug.frame.Prediction` records."""
+        return f"{self.name}@{(self.sha256 or 'nosha')[:8]}"
+
+
+def model_dirs() -> list[Path]:
+    """Folders that may hold shipped models: the installed package's, then the repository's."""
+    out = []
+    try:
+        pkg = Path(str(resources.files("liveaug") / "models"))
+        if pkg.is_dir():
+            out.append(pkg)
+    except (ModuleNotFoundError, TypeError):
+        pass
+    repo = Path(__file__).resolve().parent.parent / "models"
+    if repo.is_dir() and repo not in out:
+        out.append(repo)
+    return out
+
+
+def find_models() -> list[Path]:
+    """Every shipped model folder (those with an rdf), first location winning per name."""
+    seen: dict[str, Path] = {}
+    for base in model_dirs():
+        for sub in sorted(base.iterdir()):
+            if sub.is_dir() and any((sub / n).is_file() for n in RDF_NAMES):
+                seen.setdefault(sub.name, sub)
+    return list(seen.values())
+
+
+def default_model() -> Path:
+    """The shipped model used when none is named."""
+    models = find_models()
+    if not models:
+        raise ModelError(
+            "no shipped models found (looked in " + ", ".join(map(str, model_dirs())) + ")",
+            "reinstall liveaug or pass --model PATH",
+        )
+    return models[0]
+
+
+def resolve(name_or_path: str | Path) -> Path:
+    """A model folder or rdf from a path, or a shipped model by folder name."""
+    p = Path(name_or_path)
+    if p.exists():
+        return p
+    for m in find_models():
+        if m.name == str(name_or_path):
+            return m
+    raise ModelError(
+        f"{name_or_path}: no such model file or shipped model", "see `liveaug models list`"
+    )
+
+
+def sha256_of(path: Path) -> str:
+    """Hex sha256 of a file."""
+    h = hashlib.sha256()
+    with path.open("rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _rdf_path(path: Path) -> Path:
+    if path.is_file():
+        if path.suffix == ".onnx":
+            raise ModelError(
+                f"{path}: a bare ONNX file has no rdf.yaml describing its axes and normalisation",
+                "pass the bioimage.io model folder (or its rdf.yaml) instead",
+            )
+        return path
+    for n in RDF_NAMES:
+        if (path / n).is_file():
+            return path / n
+    raise ModelError(
+        f"{path}: no rdf.yaml (bioimage.io model description) in this folder",
+        "pass a bioimage.io model folder with rdf.yaml and ONNX weights",
+    )
+
+
+def _axis_ids(axes: list[Any], where: str) -> tuple[str, ...]:
+    ids = []
+    for a in axes:
+        if isinstance(a, dict):
+            ids.append(str(a.get("id") or a.get("type")))
+        else:
+            raise ModelError(f"{where}: axes must be a list of axis objects (format 0.5)")
+    return tuple(ids)
+
+
+def load_model(path: str | Path, *, verify_sha: bool = True) -> ModelSpec:
+    """Read and sanity-check a model folder (or its rdf.yaml); raises :class:`ModelError`."""
+    rdf_path = _rdf_path(Path(path))
+    try:
+        rdf = yaml.safe_load(rdf_path.read_text())
+    except (OSError, yaml.YAMLError, UnicodeDecodeError) as exc:
+        raise ModelError(
+            f"{rdf_path}: not readable YAML ({exc.__class__.__name__}: {exc})"
+        ) from None
+    if not isinstance(rdf, dict) or rdf.get("type") != "model":
+        raise ModelError(f"{rdf_path}: not a bioimage.io model description (type: model missing)")
+    if not str(rdf.get("format_version", "")).startswith("0.5"):
+        raise ModelError(
+            f"{rdf_path}: format_version {rdf.get('format_version')!r} is not supported",
+            "convert it to bioimage.io format 0.5 (bioimageio.spec can update it)",
+        )
+    folder = rdf_path.parent
+    weights = (rdf.get("weights") or {}).get("onnx")
+    if not weights:
+        raise ModelError(f"{rdf_path}: no ONNX weights entry", "liveaug runs ONNX models only")
+    wpath = folder / str(weights.get("source", ""))
+    if not wpath.is_file():
+        raise ModelError(f"{rdf_path}: ONNX weights {wpath.name} are missing")
+    sha = weights.get("sha256")
+    if verify_sha and sha and sha256_of(wpath) != sha:
+        raise ModelError(
+            f"{wpath}: sha256 does not match the one in {rdf_path.name}",
+            "the weights file is corrupt or was replaced",
+        )
+    inputs = rdf.get("inputs") or []
+    if len(inputs) != 1:
+        raise ModelError(
+            f"{rdf_path}: {len(inputs)} inputs; liveaug models take one brightfield image"
+        )
+    inp = inputs[0]
+    in_axes = _axis_ids(inp.get("axes", []), str(rdf_path))
+    _check_input_axes(inp, in_axes, rdf_path)
+    stride, min_size = _spatial_step(inp)
+    pre = tuple(p for p in inp.get("preprocessing") or [] if p.get("id") != "ensure_dtype")
+    for p in pre:
+        if p.get("id") not in SUPPORTED_PREPROCESSING:
+            raise ModelError(
+                f"{rdf_path}: preprocessing {p.get('id')!r} is not supported by liveaug"
+            )
+    outputs = rdf.get("outputs") or []
+    out_ids = tuple(str(o["id"]) for o in outputs)
+    out_axes = {str(o["id"]): _axis_ids(o.get("axes", []), str(rdf_path)) for o in outputs}
+    lv = (rdf.get("config") or {}).get("liveaug") or {}
+    roles = dict(lv.get("roles") or {r: r for r in ROLES if r in out_ids})
+    if not roles:
+        raise ModelError(
+            f"{rdf_path}: no output fills a liveaug role ({', '.join(ROLES)})",
+            "add config.liveaug.roles mapping roles to output ids",
+        )
+    for role, oid in roles.items():
+        if role not in ROLES:
+            raise ModelError(f"{rdf_path}: unknown role {role!r} (known: {', '.join(ROLES)})")
+        if oid not in out_ids:
+            raise ModelError(
+                f"{rdf_path}: role {role} names output {oid!r}, which is not an output"
+            )
+    test_in = inp.get("test_tensor", {}).get("source")
+    test_outs = {
+        str(o["id"]): folder / o["test_tensor"]["source"] for o in outputs if o.get("test_tensor")
+    }
+    return ModelSpec(
+        name=str(rdf.get("name") or folder.name),
+        folder=folder,
+        rdf_path=rdf_path,
+        weights=wpath,
+        sha256=sha,
+        input_id=str(inp["id"]),
+        input_axes=in_axes,
+        preprocessing=pre,
+        outputs=out_ids,
+        output_axes=out_axes,
+        roles=roles,
+        pixel_size_um=lv.get("pixel_size_um"),
+        stride=stride,
+        min_size=min_size,
+        test_input=folder / test_in if test_in else None,
+        test_outputs=test_outs,
+        rdf=rdf,
+    )
+
+
+def _check_input_axes(inp: dict[str, Any], axes: tuple[str, ...], rdf_path: Path) -> None:
+    if axes[-2:] != ("y", "x"):
+        raise ModelError(f"{rdf_path}: input axes {axes} do not end in y, x")
+    if len(axes) not in (3, 4) or (len(axes) == 4 and axes[:2] != ("batch", "channel")):
+        raise ModelError(
+            f"{rdf_path}: input axes {axes}; liveaug needs (batch, channel, y, x) "
+            "or (channel, y, x)"
+        )
+    ch = next(a for a in inp["axes"] if (a.get("id") or a.get("type")) == "channel")
+    names = ch.get("channel_names") or []
+    if len(names) != 1:
+        raise ModelError(
+            f"{rdf_path}: input has {len(names)} channels; liveaug feeds 1 (brightfield)"
+        )
+
+
+def _spatial_step(inp: dict[str, Any]) -> tuple[int, int]:
+    """(step, min) of the input's y axis: sizes must be ``min + k*step``."""
+    for a in inp["axes"]:
+        if a.get("id") == "y":
+            size = a.get("size")
+            if isinstance(size, dict):
+                return int(size.get("step", 1) or 1), int(size.get("min", 1))
+            if isinstance(size, int):
+                return size, size
+    return 1, 1
+
+
+def check_onnx_graph(spec: ModelSpec) -> None:
+    """The ONNX file really is ONNX, with one rank-4 (or 3) single-channel float input."""
+    import onnx
+
+    try:
+        proto = onnx.load(str(spec.weights), load_external_data=False)
+    except Exception as exc:  # onnx raises DecodeError, ValueError, … for non-ONNX bytes
+        raise ModelError(f"{spec.weights}: not an ONNX model ({exc.__class__.__name__})") from None
+    _check_graph_io(spec, [(i.name, i.type.tensor_type.shape.dim) for i in proto.graph.input])
+
+
+def _check_graph_io(spec: ModelSpec, inputs: list[tuple[str, Any]]) -> None:
+    if len(inputs) != 1:
+        raise ModelError(f"{spec.weights}: {len(inputs)} graph inputs; expected one")
+    name, dims = inputs[0]
+    if len(dims) != len(spec.input_axes):
+        raise ModelError(
+            f"{spec.weights}: input {name!r} has rank {len(dims)}, the rdf declares "
+            f"{len(spec.input_axes)} axes {spec.input_axes}"
+        )
+
+
+def compare_outputs(
+    spec: ModelSpec, got: dict[str, np.ndarray], *, rtol: float = 1e-4, atol: float = 1e-4
+) -> dict[str, float]:
+    """Max absolute difference of each output from its test tensor; raises on mismatch."""
+    diffs: dict[str, float] = {}
+    for oid, path in spec.test_outputs.items():
+        try:
+            expected = np.load(path)
+        except (OSError, ValueError) as exc:
+            raise ModelError(f"{path}: unreadable test output ({exc})") from None
+        g = got[oid]
+        if g.shape != expected.shape:
+            raise ModelError(
+                f"{spec.rdf_path}: output {oid} has shape {g.shape}, its test output {path.name} "
+                f"{expected.shape}"
+            )
+        diffs[oid] = float(np.abs(g - expected).max())
+        if not np.allclose(g, expected, rtol=rtol, atol=atol):
+            raise ModelError(
+                f"{spec.rdf_path}: output {oid} differs from {path.name} by up to {diffs[oid]:.3g}",
+                "the weights do not reproduce their own test output; re-export the model",
+            )
+    return diffs

@@ -1,0 +1,82 @@
+"""The predictor network: a small U-Net with one shared backbone and four named heads.
+
+Why one backbone: the four maps need the same cues (nucleus optical path, cell outline, cell
+size), and a shared encoder costs one forward pass instead of four (measured in the model card
+and ``liveaug bench``). Each role is its own ONNX output, so the pipeline fetches only the maps
+whose overlays are on.
+
+The encoder downsamples 16× (five levels), which gives each pixel a receptive field of about two
+cell diameters at the working sampling (1.3 µm/px): phase is a property of the whole cell
+(nuclear dry mass and cell size), not of one pixel. Skips are added (not concatenated) to keep
+the decoder cheap on two CPU cores.
+"""
+
+from __future__ import annotations
+
+from itertools import pairwise
+
+import torch
+from torch import nn
+
+#: Output names in order; they are the liveaug roles (``liveaug.frame.ROLES``).
+OUTPUTS: tuple[str, ...] = ("dapi", "membrane", "phase", "apoptosis")
+#: Spatial stride of the network: input height and width must be multiples of it.
+STRIDE = 16
+
+
+def _conv(cin: int, cout: int) -> nn.Sequential:
+    return nn.Sequential(
+        nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True)
+    )
+
+
+class UNet(nn.Module):
+    """Brightfield ``(N, 1, H, W)`` → ``dapi``, ``membrane`` ``(N, 1, H, W)``, ``phase``
+    ``(N, 5, H, W)`` softmax probabilities, ``apoptosis`` ``(N, 1, H, W)`` probability."""
+
+    def __init__(self, widths: tuple[int, ...] = (16, 32, 48, 64, 96), n_phase: int = 5) -> None:
+        super().__init__()
+        self.widths = widths
+        self.stem = nn.Sequential(_conv(1, widths[0]), _conv(widths[0], widths[0]))
+        self.down = nn.ModuleList(
+            nn.Sequential(nn.MaxPool2d(2), _conv(a, b), _conv(b, b)) for a, b in pairwise(widths)
+        )
+        self.lateral = nn.ModuleList(nn.Conv2d(b, a, 1, bias=False) for a, b in pairwise(widths))
+        self.up = nn.Upsample(scale_factor=2, mode="nearest")
+        self.fuse = nn.ModuleList(_conv(a, a) for a in widths[:-1])
+        w0 = widths[0]
+        self.head_dapi = nn.Conv2d(w0, 1, 1)
+        self.head_membrane = nn.Conv2d(w0, 1, 1)
+        self.head_phase = nn.Sequential(
+            _conv(widths[1], widths[1]), nn.Conv2d(widths[1], n_phase, 1)
+        )
+        self.head_apoptosis = nn.Conv2d(widths[1], 1, 1)
+
+    def logits(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Raw head outputs (phase and apoptosis as logits) for the losses."""
+        feats = [self.stem(x)]
+        for down in self.down:
+            feats.append(down(feats[-1]))
+        y = feats[-1]
+        decoded = []
+        for i in range(len(feats) - 2, -1, -1):
+            y = self.fuse[i](feats[i] + self.up(self.lateral[i](y)))
+            decoded.append(y)
+        full, half = decoded[-1], decoded[-2]
+        return {
+            "dapi": self.head_dapi(full),
+            "membrane": self.head_membrane(full),
+            # cell-level properties from the half-resolution decoder (more context, 4× cheaper)
+            "phase": self.up(self.head_phase(half)),
+            "apoptosis": self.up(self.head_apoptosis(half)),
+        }
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """The exported graph: probabilities, in :data:`OUTPUTS` order."""
+        out = self.logits(x)
+        return (
+            out["dapi"],
+            out["membrane"],
+            torch.softmax(out["phase"], dim=1),
+            torch.sigmoid(out["apoptosis"]),
+        )

@@ -1,0 +1,325 @@
+"""After training: export, check, package, evaluate, quantise, and write the model card."""
+
+from __future__ import annotations
+
+import json
+import platform
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from liveaug.inference import Predictor
+from liveaug.model_eval import TARGETS, evaluate
+from liveaug.preprocess import bin_image
+from liveaug.sources.simulated import SimulatedMicroscope
+from liveaug.training.data import (
+    BIN,
+    MODEL_PIXEL_UM,
+    SHIFTED,
+    TRAIN_RANGES,
+    eval_config,
+    prepare,
+    sample_config,
+)
+from liveaug.training.export import check_against_torch, export_onnx
+from liveaug.training.model import UNet
+from liveaug.training.package import write_model_folder
+from liveaug.training.train import TrainConfig
+
+#: Held-out seeds (training uses ≥ 100000): in-distribution and shifted evaluation sessions.
+EVAL_SEED0 = 9000
+SHIFTED_SEED0 = 9500
+TEST_TENSOR_SEED = 8999
+
+
+def eval_frames(n_sessions: int, n_frames: int, *, shifted: bool, seed0: int | None = None):
+    """Frames of held-out simulated sessions (defaults, or the shifted setting)."""
+    base = seed0 if seed0 is not None else (SHIFTED_SEED0 if shifted else EVAL_SEED0)
+    for i in range(n_sessions):
+        sim = SimulatedMicroscope(eval_config(base + i, shifted=shifted))
+        sim.open()
+        for _ in range(n_frames):
+            yield sim.read()
+
+
+def measure(folder: Path, n_sessions: int, n_frames: int, threads: int = 2) -> dict[str, Any]:
+    """Accuracy figures of a model folder in-distribution and shifted."""
+    pred = Predictor([folder], threads=threads)
+    return {
+        "in_distribution": evaluate(eval_frames(n_sessions, n_frames, shifted=False), pred),
+        "shifted": evaluate(eval_frames(n_sessions, n_frames, shifted=True), pred),
+    }
+
+
+def test_image(size: int = 128) -> np.ndarray:
+    """A raw binned brightfield crop from a held-out session, as the model's test input."""
+    sim = SimulatedMicroscope(eval_config(TEST_TENSOR_SEED))
+    sim.open()
+    img = bin_image(sim.read().image, BIN)
+    y0, x0 = (img.shape[0] - size) // 2, (img.shape[1] - size) // 2
+    return img[y0 : y0 + size, x0 : x0 + size]
+
+
+def quantize_int8(fp32: Path, out: Path, n_calib: int = 16) -> Path:
+    """Static int8 quantisation (QDQ, per-channel weights) calibrated on training-like frames."""
+    from onnxruntime.quantization import (
+        CalibrationDataReader,
+        QuantFormat,
+        QuantType,
+        quantize_static,
+    )
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    rng = np.random.default_rng(123)
+    xs = []
+    for i in range(n_calib):
+        cfg = sample_config(rng, seed=200_000 + i)
+        sim = SimulatedMicroscope(cfg)
+        sim.open()
+        xs.append(prepare(sim.read(), cfg).x[None, None].astype(np.float32))
+
+    class Reader(CalibrationDataReader):
+        def __init__(self) -> None:
+            self.it = iter(xs)
+
+        def get_next(self) -> dict[str, np.ndarray] | None:
+            x = next(self.it, None)
+            return None if x is None else {"brightfield": x}
+
+    pre = out.with_suffix(".pre.onnx")
+    quant_pre_process(str(fp32), str(pre), skip_symbolic_shape=True)
+    quantize_static(
+        str(pre),
+        str(out),
+        Reader(),
+        quant_format=QuantFormat.QDQ,
+        per_channel=True,
+        activation_type=QuantType.QUInt8,
+        weight_type=QuantType.QInt8,
+    )
+    pre.unlink()
+    import onnx
+
+    proto = onnx.load(str(out))
+    proto.ir_version = min(proto.ir_version, 10)
+    onnx.save(proto, str(out))
+    return out
+
+
+def speed(folder: Path, threads: int = 2, repeats: int = 30) -> dict[str, float]:
+    """Median ms of all four predictions on a 512² frame (binned to 256²), this machine."""
+    from liveaug.timing import time_calls
+
+    pred = Predictor([folder], threads=threads)
+    sim = SimulatedMicroscope(eval_config(TEST_TENSOR_SEED))
+    sim.open()
+    frame = sim.read()
+    return time_calls(lambda: pred.predict(frame), repeats=repeats, warmup=3)
+
+
+def finish_model(
+    model: UNet,
+    cfg: TrainConfig,
+    out: Path,
+    *,
+    work: Path,
+    eval_sessions: int,
+    eval_frames: int,
+    train_minutes: float | None,
+    command: str,
+    int8: bool = True,
+) -> dict[str, Any]:
+    """Export, check, package, evaluate (fp32 and int8) and write the card; returns figures."""
+    onnx_path = export_onnx(model, work / "weights.onnx")
+    rng = np.random.default_rng(0)
+    diffs = check_against_torch(model, onnx_path, rng.standard_normal((2, 1, 96, 160)), atol=1e-4)
+    img = test_image()
+    desc = (
+        "Virtual DAPI and membrane stains, cell-cycle phase (G1/S/G2/M) and apoptosis "
+        "probabilities from one brightfield frame; one shared U-Net backbone, four heads. "
+        "Trained on simulated brightfield only."
+    )
+    extra = {"bin_from_um": 0.65, "train_steps": cfg.steps}
+    name = "liveaug brightfield four-head U-Net"
+    write_model_folder(
+        out,
+        onnx_path,
+        img,
+        name=name,
+        description=desc,
+        pixel_size_um=MODEL_PIXEL_UM,
+        card="# pending evaluation\n",
+        extra_config=extra,
+    )
+    acc = measure(out, eval_sessions, eval_frames, threads=cfg.threads)
+    timing = {"fp32": speed(out, cfg.threads)}
+    report: dict[str, Any] = {"accuracy": {"fp32": acc}, "onnx_vs_torch_max_abs": diffs}
+    if int8:
+        q_out = out.parent / f"{out.name}-int8"
+        q = quantize_int8(onnx_path, work / "weights_int8.onnx")
+        write_model_folder(
+            q_out,
+            q,
+            img,
+            name=name + " (int8)",
+            description=desc + " Static int8 quantisation (QDQ) of liveaug-bf4.",
+            pixel_size_um=MODEL_PIXEL_UM,
+            card="# pending evaluation\n",
+            extra_config=extra,
+        )
+        report["accuracy"]["int8"] = measure(q_out, eval_sessions, eval_frames, cfg.threads)
+        timing["int8"] = speed(q_out, cfg.threads)
+    report["speed_ms_512"] = timing
+    meta = {
+        "command": command,
+        "train_minutes": train_minutes,
+        "train_config": {k: v for k, v in cfg.__dict__.items()},
+        "eval": {"sessions": eval_sessions, "frames": eval_frames},
+        "machine": platform.processor() or platform.machine(),
+        "date": time.strftime("%Y-%m-%d"),
+    }
+    report["meta"] = meta
+    (out / "training_report.json").write_text(json.dumps(report, indent=1, default=float))
+    variants = [("fp32", out)] + ([("int8", out.parent / f"{out.name}-int8")] if int8 else [])
+    for variant, folder in variants:
+        card = model_card(report, variant)
+        write_model_folder(
+            folder,
+            folder / "weights.onnx",
+            img,
+            name=name + ("" if variant == "fp32" else " (int8)"),
+            description=desc
+            + ("" if variant == "fp32" else " Static int8 quantisation (QDQ) of liveaug-bf4."),
+            pixel_size_um=MODEL_PIXEL_UM,
+            card=card,
+            extra_config={**extra, "accuracy": _card_figures(report["accuracy"][variant])},
+        )
+    return report
+
+
+def _card_figures(acc: dict[str, Any]) -> dict[str, dict[str, float]]:
+    keys = (*TARGETS, "dapi_r_full", "membrane_r_full")
+    return {
+        setting: {k: round(float(v[k]), 4) for k in keys if k in v} for setting, v in acc.items()
+    }
+
+
+def _fmt(v: Any) -> str:
+    return f"{v:.3f}" if isinstance(v, float) else str(v)
+
+
+def model_card(report: dict[str, Any], variant: str) -> str:
+    """The README.md model card: data, accuracy, speed, limits, how to reproduce."""
+    acc = report["accuracy"][variant]
+    ind, sh = acc["in_distribution"], acc["shifted"]
+    meta = report["meta"]
+    rows = []
+    for key, target in TARGETS.items():
+        rows.append(
+            f"| {key} | ≥ {target:.2f} | {_fmt(ind.get(key))} "
+            f"{'✓' if ind['pass'][key] else '✗'} | {_fmt(sh.get(key))} "
+            f"{'✓' if sh['pass'][key] else '✗'} |"
+        )
+    for key in ("dapi_r_full", "membrane_r_full"):
+        rows.append(
+            f"| {key} (frame resolution) | – | {_fmt(ind.get(key))} | {_fmt(sh.get(key))} |"
+        )
+    ranges = "\n".join(f"| {k} | {lo:g} – {hi:g} |" for k, (lo, hi) in TRAIN_RANGES.items())
+    sp = report["speed_ms_512"]
+    speed_lines = "\n".join(
+        f"- {k}: median {v['median_ms']:.1f} ms, p95 {v['p95_ms']:.1f} ms" for k, v in sp.items()
+    )
+    minutes = meta["train_minutes"]
+    rec = ind.get("phase_recall", {})
+    rec_s = sh.get("phase_recall", {})
+    weights_note = (
+        "Weights quantised to int8 (static, QDQ, per-channel) with onnxruntime."
+        if variant == "int8"
+        else "float32 ONNX, opset 17, IR 10."
+    )
+    n_eval, f_eval = meta["eval"]["sessions"], meta["eval"]["frames"]
+    dz_shift, ph_shift = SHIFTED["optics__defocus_um"], SHIFTED["camera__photons"]
+    return f"""# liveaug brightfield four-head U-Net{" (int8)" if variant == "int8" else ""}
+
+From one brightfield frame this model predicts what would otherwise need dyes and reporters:
+
+| output (role) | shape | meaning |
+| --- | --- | --- |
+| `dapi` | (N, 1, H, W) | virtual DAPI: background-subtracted photons / G1 nucleus peak |
+| `membrane` | (N, 1, H, W) | virtual membrane stain |
+| `phase` | (N, 5, H, W) | per-pixel probabilities of background, G1, S, G2, M (softmax) |
+| `apoptosis` | (N, 1, H, W) | per-pixel probability of belonging to an apoptotic cell |
+
+Input: one brightfield channel (camera counts as float32), **binned to 1.3 µm/px** (2 × 2 at
+the simulator's 0.65 µm/px; liveaug bins automatically from the frame's pixel size), height and
+width multiples of 16 (≥ 64). Preprocessing: zero-mean, unit-variance over the whole image.
+Architecture: U-Net, five levels (16× downsampling), widths {tuple(meta["train_config"]["widths"])},
+one shared backbone; stains from the full-resolution decoder, phase and apoptosis from the
+half-resolution decoder. {weights_note}
+
+## Training data
+
+**Simulated brightfield only** (liveaug's physics-based simulated microscope): 500 sessions × 6
+frames, 512 × 512 px, each session with its own settings drawn from:
+
+| setting | range |
+| --- | --- |
+{ranges}
+| bit depth | 8, 12, 16 |
+
+Seeds ≥ 100000 are training sessions; every figure below is measured on held-out seeds
+(9000+ in distribution, 9500+ shifted) that training never saw.
+
+## Validation
+
+{n_eval} held-out sessions × {f_eval} frames per setting, 512 × 512 px.
+*In distribution*: simulator defaults (defocus 3 µm, 3000 photons, 12 bit). *Shifted*: defocus
+{dz_shift:g} µm (twice the trained maximum), {ph_shift:g} photons
+(a quarter of the least light trained on). Pearson r per image at model resolution (truth binned
+like the input), and at frame resolution (prediction upsampled). Per-cell figures use the mean
+probability inside the true cell mask; cells touching the border are left out, apoptotic cells
+are left out of phase.
+
+| figure | target | in distribution | shifted |
+| --- | --- | --- | --- |
+{chr(10).join(rows)}
+
+Phase recall per class, in distribution: {", ".join(f"{k} {v:.2f}" for k, v in rec.items())};
+shifted: {", ".join(f"{k} {v:.2f}" for k, v in rec_s.items())}.
+Cells scored (in distribution): {ind.get("phase_cells")}, apoptotic
+{ind.get("apoptotic_cells")} of {ind.get("cells")}.
+
+## Speed
+
+All four outputs for one 512 × 512 frame (binned to 256²), onnxruntime CPU provider, 2 threads,
+on the training machine ({meta["machine"]}), preprocessing included:
+
+{speed_lines}
+
+One backbone serves all four outputs, so switching overlays off saves only the small heads;
+`liveaug bench` measures the per-output cost.
+
+## Limits
+
+- **Not validated on real cells.** Trained and tested on simulated brightfield only; real optics,
+  cell lines and culture conditions will differ. Fine-tune on your own paired brightfield /
+  fluorescence data before trusting the outputs (`liveaug.training` is the recipe).
+- Outside the trained settings (see the shifted column) accuracy drops.
+- Phase is inferred from nuclear dry mass and cell size; cells at the G1/S and S/G2 boundaries
+  are inherently ambiguous.
+
+## Reproduce
+
+```bash
+pip install 'liveaug[train]'
+{meta["command"]}
+```
+
+Training took {f"{minutes:.0f} min" if minutes else "(not recorded)"} on 2 CPU threads
+({meta["train_config"]["steps"]} steps, batch {meta["train_config"]["batch"]},
+{meta["train_config"]["crop"]}² crops), plus about 5 min to simulate the cache and a few
+minutes to export and evaluate. ONNX vs PyTorch max abs difference:
+{", ".join(f"{k} {v:.1e}" for k, v in report["onnx_vs_torch_max_abs"].items())}.
+"""

@@ -1,0 +1,155 @@
+"""Train the four-headed U-Net on cached simulated frames (CPU, a fixed number of steps).
+
+Losses: mean squared error for the two virtual stains, class-weighted cross-entropy for phase
+(apoptotic cells ignored: their phase is frozen and invisible), weighted binary cross-entropy for
+apoptosis. Crops are flipped and rotated by multiples of 90° (the optics are isotropic).
+Same cache, same seed, same thread count → same weights.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from liveaug.training.data import IGNORE
+from liveaug.training.model import UNet
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything that determines the weights (stored next to them)."""
+
+    steps: int = 3000
+    batch: int = 12
+    crop: int = 128
+    lr: float = 3e-3
+    weight_decay: float = 1e-4
+    seed: int = 0
+    threads: int = 2
+    widths: tuple[int, ...] = (16, 32, 48, 64, 96)
+    phase_weights: tuple[float, ...] = (0.5, 1.0, 1.2, 2.0, 4.0)
+    apoptosis_pos_weight: float = 4.0
+    loss_weights: dict[str, float] = field(
+        default_factory=lambda: {"dapi": 10.0, "membrane": 3.0, "phase": 1.0, "apoptosis": 1.0}
+    )
+
+
+class Batches:
+    """Random crops with flips and 90° rotations from the cached arrays."""
+
+    def __init__(self, data: dict[str, np.ndarray], crop: int, batch: int, seed: int) -> None:
+        self.data = data
+        self.crop, self.batch = crop, batch
+        self.rng = np.random.default_rng(seed)
+        self.n, self.h, self.w = data["x"].shape
+
+    def __call__(self) -> dict[str, torch.Tensor]:
+        """One batch as float32 / int64 tensors."""
+        c, rng = self.crop, self.rng
+        out: dict[str, list[np.ndarray]] = {
+            k: [] for k in ("x", "dapi", "membrane", "phase", "apo")
+        }
+        for i in rng.integers(0, self.n, self.batch):
+            y0 = int(rng.integers(0, self.h - c + 1))
+            x0 = int(rng.integers(0, self.w - c + 1))
+            k, flip = int(rng.integers(0, 4)), bool(rng.integers(0, 2))
+            for key, src in (
+                ("x", "x"),
+                ("dapi", "dapi"),
+                ("membrane", "membrane"),
+                ("phase", "phase"),
+                ("apo", "apoptosis"),
+            ):
+                a = np.rot90(self.data[src][i, y0 : y0 + c, x0 : x0 + c], k)
+                out[key].append(a[:, ::-1] if flip else a)
+        f32 = {k: torch.from_numpy(np.stack(out[k]).astype(np.float32)[:, None]) for k in out}
+        f32["phase"] = torch.from_numpy(np.stack(out["phase"]).astype(np.int64))
+        return f32
+
+
+def losses(
+    model: UNet, batch: dict[str, torch.Tensor], cfg: TrainConfig, phase_w: torch.Tensor
+) -> dict[str, torch.Tensor]:
+    """Per-task losses for one batch."""
+    out = model.logits(batch["x"])
+    return {
+        "dapi": F.mse_loss(out["dapi"], batch["dapi"]),
+        "membrane": F.mse_loss(out["membrane"], batch["membrane"]),
+        "phase": F.cross_entropy(out["phase"], batch["phase"], weight=phase_w, ignore_index=IGNORE),
+        "apoptosis": F.binary_cross_entropy_with_logits(
+            out["apoptosis"],
+            batch["apo"],
+            pos_weight=torch.tensor(cfg.apoptosis_pos_weight),
+        ),
+    }
+
+
+def train(
+    data: dict[str, np.ndarray],
+    cfg: TrainConfig,
+    *,
+    log: Callable[[str], None] = print,
+    on_step: Callable[[], None] | None = None,
+) -> UNet:
+    """Train from scratch for ``cfg.steps`` steps; returns the model in eval mode."""
+    torch.manual_seed(cfg.seed)
+    torch.set_num_threads(cfg.threads)
+    model = UNet(cfg.widths)
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    warm = max(1, cfg.steps // 20)
+
+    def lr_at(step: int) -> float:
+        if step < warm:
+            return (step + 1) / warm
+        return 0.5 * (1 + math.cos(math.pi * (step - warm) / max(1, cfg.steps - warm)))
+
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_at)
+    batches = Batches(data, cfg.crop, cfg.batch, cfg.seed)
+    phase_w = torch.tensor(cfg.phase_weights, dtype=torch.float32)
+    running: dict[str, float] = {}
+    t0 = time.monotonic()
+    model.train()
+    for step in range(cfg.steps):
+        parts = losses(model, batches(), cfg, phase_w)
+        total = sum(cfg.loss_weights[k] * v for k, v in parts.items())
+        opt.zero_grad(set_to_none=True)
+        total.backward()  # type: ignore[union-attr]
+        nn.utils.clip_grad_norm_(model.parameters(), 5.0)
+        opt.step()
+        sched.step()
+        for k, v in parts.items():
+            lv = float(v.detach())
+            running[k] = 0.98 * running.get(k, lv) + 0.02 * lv
+        if on_step is not None:
+            on_step()
+        if (step + 1) % 100 == 0 or step + 1 == cfg.steps:
+            parts_s = " ".join(f"{k}={v:.4f}" for k, v in running.items())
+            log(f"step {step + 1}/{cfg.steps} {parts_s} ({time.monotonic() - t0:.0f} s)")
+    return model.eval()
+
+
+def save_checkpoint(model: UNet, cfg: TrainConfig, path: Path) -> Path:
+    """State dict plus the config that made it."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.save({"state_dict": model.state_dict(), "config": asdict(cfg)}, path)
+    return path
+
+
+def load_checkpoint(path: Path) -> tuple[UNet, TrainConfig]:
+    """Inverse of :func:`save_checkpoint`."""
+    ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    raw = dict(ckpt["config"])
+    raw["widths"] = tuple(raw["widths"])
+    raw["phase_weights"] = tuple(raw["phase_weights"])
+    cfg = TrainConfig(**raw)
+    model = UNet(cfg.widths)
+    model.load_state_dict(ckpt["state_dict"])
+    return model.eval(), cfg

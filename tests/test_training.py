@@ -1,0 +1,77 @@
+"""Training smoke test: simulate a few frames, train a few steps, export, check, package."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+pytest.importorskip("onnx")
+
+from liveaug.inference import Predictor, check_model  # noqa: E402
+from liveaug.model_zoo import load_model  # noqa: E402
+from liveaug.training.data import (  # noqa: E402
+    IGNORE,
+    TRAIN_SEED0,
+    build_cache,
+    eval_config,
+    load_cache,
+)
+from liveaug.training.export import check_against_torch, export_onnx  # noqa: E402
+from liveaug.training.package import write_model_folder  # noqa: E402
+from liveaug.training.train import (  # noqa: E402
+    TrainConfig,
+    load_checkpoint,
+    save_checkpoint,
+    train,
+)
+
+
+@pytest.fixture(scope="module")
+def cache(tmp_path_factory):
+    path = tmp_path_factory.mktemp("train") / "cache.npz"
+    build_cache(path, 2, 1, size=128, workers=1)
+    return load_cache(path)
+
+
+def test_cache_layout(cache):
+    assert cache["x"].shape == (2, 64, 64)
+    assert abs(float(cache["x"][0].astype(np.float32).mean())) < 1e-2
+    assert set(np.unique(cache["phase"])) <= {0, 1, 2, 3, 4, IGNORE}
+    assert set(np.unique(cache["apoptosis"])) <= {0, 1}
+
+
+def test_eval_seeds_never_overlap_training():
+    with pytest.raises(ValueError):
+        eval_config(TRAIN_SEED0)
+
+
+def test_train_export_check_package(cache, tmp_path):
+    cfg = TrainConfig(steps=3, batch=2, crop=64, threads=1, widths=(4, 8, 8, 8, 8))
+    model = train(cache, cfg, log=lambda s: None)
+    ckpt = save_checkpoint(model, cfg, tmp_path / "model.pt")
+    model2, cfg2 = load_checkpoint(ckpt)
+    assert cfg2 == cfg
+    onnx_path = export_onnx(model2, tmp_path / "m.onnx")
+    import onnx
+
+    proto = onnx.load(str(onnx_path))
+    assert proto.ir_version == 10
+    assert max(o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")) >= 17
+    x = np.random.default_rng(0).standard_normal((1, 1, 80, 112)).astype(np.float32)
+    diffs = check_against_torch(model2, onnx_path, x)
+    assert max(diffs.values()) < 1e-4
+    img = np.random.default_rng(1).uniform(500, 1500, (64, 96)).astype(np.float32)
+    folder = write_model_folder(
+        tmp_path / "pkg",
+        onnx_path,
+        img,
+        name="smoke test model",
+        description="tiny model from the training smoke test",
+        pixel_size_um=1.3,
+        card="# smoke\n",
+    )
+    spec = load_model(folder)
+    check_model(spec)
+    pred = Predictor([folder], threads=1).predict(np.full((128, 128), 1000, np.uint16))
+    assert pred.maps["phase"].shape == (5, 64, 64)
