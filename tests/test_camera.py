@@ -19,7 +19,7 @@ import pytest
 
 from liveaug.cli import main
 from liveaug.commands.record import record_session
-from liveaug.errors import SourceError
+from liveaug.errors import EndOfStream, SourceError
 from liveaug.session import Session
 from liveaug.sources.camera import (
     CameraSettings,
@@ -252,6 +252,27 @@ def test_stalled_stream_is_a_timeout_fault_then_recovers() -> None:
     assert frame.index >= 1
 
 
+def test_short_reads_still_detect_a_stalled_stream() -> None:
+    """The pipeline reads with a 0.25 s timeout: no single call sees fetch_timeout_s pass, yet
+    the stall is still a fault once that long has gone by without a frame."""
+    events: list[str] = []
+    cam = camera(fetch_timeout_s=0.5, reconnect=Reconnect(attempts=2, first_delay_s=0.05))
+    cam.fault.connect(lambda e: events.append(e.kind))
+    timeouts = 0
+    with cam:
+        cam.read(timeout_s=5)
+        cam.node_map.AcquisitionStop.execute()
+        while True:
+            try:
+                frame = cam.read(timeout_s=0.1)
+                break
+            except TimeoutError:
+                timeouts += 1
+                assert timeouts < 50
+    assert 3 <= timeouts <= 6 and events == ["timeout", "reconnecting", "reconnected"]
+    assert frame.index >= 1
+
+
 def test_read_with_short_timeout_is_not_a_fault() -> None:
     from liveaug.sources.camera import CameraTimeout
 
@@ -260,14 +281,12 @@ def test_read_with_short_timeout_is_not_a_fault() -> None:
     with camera(settings=settings) as cam:
         cam.fault.connect(lambda e: events.append(e.kind))
         cam.read(timeout_s=5)
-        with pytest.raises(CameraTimeout, match="within 0.05 s"):
+        with pytest.raises(CameraTimeout, match=r"within 0\.05 s"):
             cam.read(timeout_s=0.05)
     assert events == []
 
 
 def test_close_from_another_thread_ends_a_blocked_read() -> None:
-    from liveaug.errors import EndOfStream
-
     settings = CameraSettings(pixel_format="Mono8", frame_rate_hz=1)
     cam = camera(settings=settings)
     cam.open()
@@ -364,6 +383,8 @@ def test_recording_closes_cleanly_when_the_camera_never_comes_back(tmp_path: Pat
     session = Session.open(path)
     assert session.n_frames == result.frames and session.closed_cleanly
     assert result.faults[-1].endswith("2 reconnection attempts failed")
+    with pytest.raises(EndOfStream):  # gone for good: the stream has ended
+        cam.read(timeout_s=1)
 
 
 def test_cli_devices_and_record(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

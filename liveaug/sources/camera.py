@@ -98,7 +98,7 @@ _STREAM_NODES = (
 )
 
 
-class CameraTimeout(SourceError):
+class CameraTimeout(SourceError, TimeoutError):
     """``read(timeout_s)`` saw no frame within the caller's timeout (not a fault by itself)."""
 
 
@@ -243,7 +243,9 @@ class CameraSource:
         self._lock = threading.RLock()
         self._closing = threading.Event()
         self._opened = False
+        self._gone = False  # every reconnection failed: read ends the stream
         self._streaming = False
+        self._last_frame_at = 0.0  # monotonic time of the last frame (or of the stream start)
         self._counts = dict.fromkeys(
             ("delivered", "skipped", "gaps", "incomplete", "timeouts", "reconnects"), 0
         )
@@ -273,6 +275,7 @@ class CameraSource:
                 assert self._info is not None
                 return self._info
             self._closing.clear()
+            self._gone = False
             self._files = find_producers(self.cti, use_env=self.use_env)
             self._connect(self.device, self.settings, start=False)
             self._opened = True
@@ -282,12 +285,16 @@ class CameraSource:
     def read(self, timeout_s: float | None = None) -> Frame:
         """The next frame (oldest first, or the newest with ``latest``); blocks until one arrives.
 
-        Faults are reported on ``fault`` and recovered from by reconnecting; raises
-        :class:`CameraTimeout` when ``timeout_s`` passes without a frame, ``SourceError`` when the
-        camera is gone for good, ``EndOfStream`` when the source is closed meanwhile.
+        ``fetch_timeout_s`` without a frame is a fault (whatever the ``timeout_s`` of each call):
+        faults are reported on ``fault`` and recovered from by reconnecting. Raises
+        :class:`CameraTimeout` (a ``TimeoutError``) when ``timeout_s`` passes without a frame,
+        ``SourceError`` once when the camera is gone for good (``EndOfStream`` after that), and
+        ``EndOfStream`` when the source is closed meanwhile.
         """
         deadline = None if timeout_s is None else time.monotonic() + timeout_s
         with self._lock:
+            if self._gone:
+                raise EndOfStream
             if not self._opened:
                 raise SourceError("camera is not open", "call open() before read()")
             while True:
@@ -298,12 +305,15 @@ class CameraSource:
                     continue
                 if not self._streaming:
                     self._start()
-                left = None if deadline is None else deadline - time.monotonic()
-                wait = self._fetch_timeout if left is None else min(left, self._fetch_timeout)
+                now = time.monotonic()
+                fault_at = self._last_frame_at + self._fetch_timeout
+                wait = fault_at - now if deadline is None else min(deadline, fault_at) - now
                 try:
                     raw = self._wait_buffer(max(0.0, wait))
                     if raw is not None:
-                        return self._to_frame(raw)
+                        frame = self._to_frame(raw)
+                        self._last_frame_at = time.monotonic()
+                        return frame
                 except SourceError:
                     raise
                 except Exception as exc:  # a lost device raises GenTL/GenApi errors from anywhere
@@ -311,12 +321,13 @@ class CameraSource:
                     continue
                 if self._closing.is_set():
                     raise EndOfStream
-                if left is not None and left <= self._fetch_timeout:
-                    raise CameraTimeout(
-                        f"no frame from {self.name} within {timeout_s:g} s",
-                        "check the trigger mode and exposure, or read with a longer timeout",
-                    )
-                self._timed_out()
+                if time.monotonic() >= fault_at:
+                    self._timed_out()
+                    continue
+                raise CameraTimeout(
+                    f"no frame from {self.name} within {timeout_s:g} s",
+                    "check the trigger mode and exposure, or read with a longer timeout",
+                )
 
     def close(self) -> None:
         """Stop streaming and release the camera (safe twice, and from another thread: a ``read``
@@ -387,6 +398,7 @@ class CameraSource:
                 "close other programs using the camera and try again",
             ) from None
         self._streaming = True
+        self._last_frame_at = time.monotonic()
 
     def _connect(
         self, selector: str | int | None, settings: CameraSettings, *, start: bool = True
@@ -416,6 +428,7 @@ class CameraSource:
             raise
         self._acquirer, self.entry = acquirer, entry
         self._streaming = start
+        self._last_frame_at = time.monotonic()
         self._stream = acquirer.data_streams[0].module
         self.report, self._snapshot = report, snapshot
         rate = snapshot.get("frame_rate_hz")
@@ -525,7 +538,7 @@ class CameraSource:
             return
         message = f"{self.name} is gone: {self.reconnect.attempts} reconnection attempts failed"
         self._emit("gave_up", message)
-        self._opened = False
+        self._gone = True
         detail = f" (last: {str(last).split(' — ')[0]})" if last else ""
         raise SourceError(
             message + detail,
