@@ -431,7 +431,7 @@ def test_five_thousand_frames_without_a_buffer_leak() -> None:
         announced = cam.stats().stream["num_announced"]
         for _ in range(4500):
             frame = cam.read(timeout_s=5)
-            assert cam._held == 0  # every buffer went back before read returned
+            assert cam.stats().buffers_held == 0  # every buffer went back before read returned
         stats = cam.stats()
     assert frame.index == 4999
     assert stats.delivered == 5000 and stats.gaps == 0 and stats.buffers_held == 0

@@ -98,6 +98,10 @@ _STREAM_NODES = (
 )
 
 
+class _GeometryChanged(SourceError):
+    """The camera reconnected with another image size or dtype: the stream cannot go on."""
+
+
 class CameraTimeout(SourceError, TimeoutError):
     """``read(timeout_s)`` saw no frame within the caller's timeout (not a fault by itself)."""
 
@@ -274,8 +278,13 @@ class CameraSource:
             if self._opened:
                 assert self._info is not None
                 return self._info
+            # A fresh stream: counters, frame index and the expected geometry start over.
             self._closing.clear()
             self._gone = False
+            self._info = None
+            self._counts = dict.fromkeys(self._counts, 0)
+            self._index_next = 0
+            self._held = 0
             self._files = find_producers(self.cti, use_env=self.use_env)
             self._connect(self.device, self.settings, start=False)
             self._opened = True
@@ -386,6 +395,7 @@ class CameraSource:
         self._id_base: int | None = None  # device frame id of Frame.index 0 on this connection
         self._device_clock: bool | None = None
         self._tick_ns = 0.0
+        self._countable: bool | None = None  # producer reports buffers awaiting delivery
 
     def _start(self) -> None:
         try:
@@ -457,10 +467,10 @@ class CameraSource:
             self._info.dtype,
         ):
             self._disconnect()
-            raise SourceError(
+            raise _GeometryChanged(
                 f"{entry.label} came back with {shape[1]}x{shape[0]} {pf.name} "
                 f"instead of {self._info.shape[1]}x{self._info.shape[0]} {self._info.dtype}",
-                "the recording was closed with every frame so far; start a new one",
+                "frames read so far are kept; start a new recording",
             )
         self._info = SourceInfo(
             name=entry.label,
@@ -525,12 +535,10 @@ class CameraSource:
                 raise EndOfStream
             try:
                 self._connect(selector, settings)
-            except SourceError as exc:
-                if "came back with" in str(exc):
-                    raise
-                last = exc
-                continue
-            except Exception as exc:  # GenTL errors while the device is still away
+            except _GeometryChanged:
+                self._gone = True
+                raise
+            except Exception as exc:  # not found, busy, GenTL errors while the device is away
                 last = exc
                 continue
             self._counts["reconnects"] += 1
@@ -551,8 +559,18 @@ class CameraSource:
         """A filled raw GenTL buffer, or None when ``timeout`` passes (or the source closes)."""
         end = time.monotonic() + timeout
         stream, acquirer = self._stream, self._acquirer
+        if self._countable is None:
+            self._countable = _optional(stream, "num_awaiting_delivery", None) is not None
         while True:
-            if stream.num_awaiting_delivery > 0:
+            if not self._countable:
+                # The producer keeps no delivery count: harvesters' own wait, which holds the GIL
+                # for at most one 1 ms event wait at a time.
+                slice_s = min(0.05, max(0.001, end - time.monotonic()))
+                raw = acquirer.try_fetch(timeout=slice_s, is_raw=True)
+                if raw is not None:
+                    self._held += 1
+                    break
+            elif stream.num_awaiting_delivery > 0:
                 raw = acquirer.try_fetch(timeout=0.05, is_raw=True)
                 if raw is not None:
                     self._held += 1
@@ -560,8 +578,9 @@ class CameraSource:
                 self._counts["incomplete"] += 1  # harvesters re-queued an incomplete buffer
             if time.monotonic() >= end or self._closing.is_set():
                 return None
-            time.sleep(self.poll_s)
-        if self.latest:
+            if self._countable:
+                time.sleep(self.poll_s)
+        if self.latest and self._countable:
             while stream.num_awaiting_delivery > 0:
                 newer = acquirer.try_fetch(timeout=0.05, is_raw=True)
                 if newer is None:
