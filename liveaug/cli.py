@@ -26,6 +26,8 @@ COMMANDS: dict[str, str] = {
     "bench": "bench",
     "models": "models",
     "train": "train",
+    "replay": "replay",
+    "analysis": "analysis",
 }
 
 

@@ -14,7 +14,7 @@ HELP = (
     "and print a table; --json writes the figures to a file."
 )
 
-SECTIONS = ("simulator", "camera")
+SECTIONS = ("simulator", "camera", "analysis")
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -73,6 +73,11 @@ def run(args: argparse.Namespace) -> int:
 
         report["camera"] = camera_benchmarks()
         _print_table("camera", report["camera"])
+    if "analysis" in sections:
+        from liveaug.bench.analysis import analysis_benchmarks
+
+        report["analysis"] = analysis_benchmarks(max(args.sizes), args.frames)
+        _print_table("analysis (one thread)", report["analysis"])
     if args.json:
         args.json.write_text(json.dumps(report, indent=2))
         print(f"\nwrote {args.json}")

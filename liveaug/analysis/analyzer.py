@@ -1,0 +1,215 @@
+"""The analysis stage of the pipeline: segment, measure, track, fire rules — one frame at a time.
+
+:class:`Analyzer` satisfies :class:`liveaug.pipeline.Analyzer`. It keeps the session's history
+(every frame's CellTable) so the viewer can ask for one cell's time series or lineage, and the
+replay command can export the whole session at the end. No Qt, no GL.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from liveaug.analysis.events import Hook, Rule, RuleEngine, load_rules
+from liveaug.analysis.readouts import measure
+from liveaug.analysis.segmentation import SegmentParams, segment
+from liveaug.analysis.table import concat_tables
+from liveaug.analysis.tracking import Tracker
+from liveaug.errors import LiveaugError
+from liveaug.frame import ROLES, Analysis, CellTable, Frame, Prediction
+
+#: Pixel size assumed when a frame does not carry one (the simulator's 10x default), µm.
+DEFAULT_PIXEL_UM = 0.65
+
+
+class Analyzer:
+    """Prediction maps → tracked cells, readouts and events.
+
+    Parameters
+    ----------
+    params : SegmentParams, optional
+        Segmentation settings (µm, model output units).
+    rules : list of Rule, path to a rules YAML, or None
+        Event rules; None uses the shipped ``rules.yaml``; ``[]`` disables events.
+    hooks : dict, optional
+        Event hooks by name (see :mod:`liveaug.analysis.events`).
+    source : optional
+        Passed to hooks so they can act on the camera.
+    keep_history : bool
+        Keep every frame's table for :meth:`series`, :meth:`lineage` and :meth:`table`.
+    max_gap, max_step_um : tracking settings (see :class:`~liveaug.analysis.tracking.Tracker`).
+    """
+
+    required_roles: frozenset[str] = frozenset(ROLES)
+
+    def __init__(
+        self,
+        *,
+        params: SegmentParams | None = None,
+        rules: list[Rule] | str | Path | None = None,
+        hooks: dict[str, Hook] | None = None,
+        source: Any = None,
+        event_sink: Any = None,
+        snapshot_dir: str | Path | None = None,
+        keep_history: bool = True,
+        max_gap: int = 2,
+        max_step_um: float = 12.0,
+    ) -> None:
+        self.params = params or SegmentParams()
+        settings: dict[str, Any] = {}
+        if rules is None or isinstance(rules, str | Path):
+            rules, settings = load_rules(rules)
+        self.rules = RuleEngine(
+            list(rules),
+            snapshot_dir=snapshot_dir or settings.get("snapshot_dir", "snapshots"),
+            hooks=hooks,
+            sink=event_sink,
+        )
+        self.rules.source = source
+        self.keep_history = keep_history
+        self._max_gap, self._max_step_um = max_gap, max_step_um
+        self.tracker: Tracker | None = None
+        self._lock = threading.Lock()
+        self._tables: list[CellTable] = []
+        self._rows_of: dict[int, list[tuple[int, int]]] = {}
+        self._parent: dict[int, int] = {}
+        self.events: list[Any] = []
+
+    @property
+    def source(self) -> Any:
+        """What event hooks may act on (a camera, a replay)."""
+        return self.rules.source
+
+    @source.setter
+    def source(self, value: Any) -> None:
+        self.rules.source = value
+
+    def reset(self) -> None:
+        """Start over: new tracks, no history, rules re-armed (after a seek, a new dish)."""
+        with self._lock:
+            self.tracker = None
+            self._tables.clear()
+            self._rows_of.clear()
+            self._parent.clear()
+            self.events.clear()
+        self.rules.reset()
+
+    # -- the pipeline stage ------------------------------------------------------------------------
+    def analyze(self, frame: Frame, prediction: Prediction) -> Analysis:
+        """Segment, measure and track one frame; rules fire on the tracked table."""
+        missing = {"dapi", "membrane"} - set(prediction.maps)
+        if missing:
+            raise LiveaugError(
+                f"analysis needs the {sorted(missing)} prediction maps",
+                "load a model that predicts them",
+            )
+        timings: dict[str, float] = {}
+        t0 = time.perf_counter_ns()
+        px_frame = frame.pixel_size_um or DEFAULT_PIXEL_UM
+        px_model = px_frame / prediction.scale
+        seg = segment(
+            prediction.maps["dapi"],
+            prediction.maps["membrane"],
+            pixel_size_um=px_model,
+            params=self.params,
+        )
+        t1 = time.perf_counter_ns()
+        model = ";".join(sorted(set(prediction.models.values())))
+        table = measure(
+            seg.labels,
+            seg.nuclei,
+            prediction.maps,
+            scale=prediction.scale,
+            pixel_size_um=frame.pixel_size_um,
+            channels=frame.channels,
+            frame_index=frame.index,
+            timestamp_s=frame.timestamp_ns / 1e9,
+            model=model,
+        )
+        t2 = time.perf_counter_ns()
+        if self.tracker is None:
+            self.tracker = Tracker(
+                pixel_size_um=px_model, max_gap=self._max_gap, max_step_um=self._max_step_um
+            )
+        n = len(table)
+        s = prediction.scale
+        links = self.tracker.update(
+            frame.index,
+            seg.labels,
+            (table["x"] + 0.5) * s - 0.5,
+            (table["y"] + 0.5) * s - 0.5,
+            table["area_px"] * s * s,
+            table["p_M"] if "phase" in prediction.maps else None,
+        )
+        lut = np.concatenate([[0], links.ids]).astype(np.uint32)
+        labels, nuclei = lut[seg.labels], lut[seg.nuclei]
+        cols = dict(table.columns)
+        cols["cell_id"] = links.ids
+        parents = links.parent_ids.copy()
+        if n:  # a continuing track keeps the parent recorded when it was born
+            with self._lock:
+                known = np.array([self._parent.get(int(i), -1) for i in links.ids], np.int64)
+            parents = np.where(known >= 0, known, parents)
+        cols["parent_id"] = parents
+        table = CellTable(cols, table.units)
+        t3 = time.perf_counter_ns()
+        events = self.rules.update(frame, table, prediction=prediction, labels=labels)
+        t4 = time.perf_counter_ns()
+        if self.keep_history:
+            self._remember(table)
+        self.events.extend(events)
+        timings.update(
+            segment=(t1 - t0) / 1e6,
+            readouts=(t2 - t1) / 1e6,
+            tracking=(t3 - t2) / 1e6,
+            events=(t4 - t3) / 1e6,
+        )
+        return Analysis(
+            frame_index=frame.index,
+            labels=labels,
+            nuclei=nuclei,
+            cells=table,
+            events=tuple(events),
+            timings_ms=timings,
+        )
+
+    # -- history for the viewer and export -------------------------------------------------------
+    def _remember(self, table: CellTable) -> None:
+        with self._lock:
+            k = len(self._tables)
+            self._tables.append(table)
+            for row, (cid, pid) in enumerate(
+                zip(table["cell_id"].tolist(), table["parent_id"].tolist(), strict=True)
+            ):
+                self._rows_of.setdefault(cid, []).append((k, row))
+                self._parent.setdefault(cid, pid)
+
+    def series(self, cell_id: int, columns: Iterable[str] | None = None) -> dict[str, np.ndarray]:
+        """One cell's readouts over time (``frame``, ``phase``, ``dapi_integrated`` …)."""
+        with self._lock:
+            where = list(self._rows_of.get(int(cell_id), ()))
+            tables = self._tables
+            if not where:
+                return {}
+            names = list(columns) if columns is not None else list(tables[where[0][0]].columns)
+            if "frame" not in names:
+                names.insert(0, "frame")
+            return {c: np.array([tables[k][c][r] for k, r in where]) for c in names}
+
+    def lineage(self, cell_id: int) -> list[int]:
+        """The cell and its ancestors, newest first (ids of mothers recorded at divisions)."""
+        out = [int(cell_id)]
+        with self._lock:
+            while (p := self._parent.get(out[-1], 0)) > 0 and p not in out:
+                out.append(p)
+        return out
+
+    def table(self) -> CellTable:
+        """Every analysed frame's rows, in order (the whole session)."""
+        with self._lock:
+            return concat_tables(self._tables)

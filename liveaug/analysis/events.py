@@ -1,0 +1,338 @@
+"""Event rules: fire when a tracked cell enters a state, then log, snapshot or call a hook.
+
+Rules live in a small YAML file (``liveaug/analysis/rules.yaml`` is the default)::
+
+    snapshot_dir: snapshots
+    rules:
+      - name: apoptosis            # p_apoptosis above 0.8 for 3 frames in a row
+        column: p_apoptosis
+        above: 0.8
+        frames: 3
+        actions: [log, snapshot]
+      - name: mitosis
+        column: phase
+        equals: M
+        actions: [log]
+      - name: translocation        # a reporter moving into the nucleus
+        column: reporter_nc_ratio
+        above: 1.3
+        rise: 2.0                  # and ≥ 2 × the cell's own earlier median
+        actions: [log, snapshot, hook]
+        hook: mypackage.hooks:zoom_on_cell
+
+A rule fires once per track, on *entry*: the condition must hold for ``frames`` consecutive
+observations of a cell that was first seen outside the state (``entry: false`` also fires for
+cells already in it when first seen). Actions: ``log`` (logger + the event log, e.g. the JSONL
+file of ``liveaug replay --events``), ``snapshot`` (crop of the frame, maps and labels around the
+cell into ``snapshot_dir``), ``hook`` (a callable ``hook(event, context)`` that may act on the
+source — set a camera ROI around the cell, raise the frame rate).
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import logging
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import yaml
+
+from liveaug.errors import LiveaugError
+from liveaug.frame import CellEvent, CellTable, Frame, Prediction
+
+log = logging.getLogger(__name__)
+
+ACTIONS = ("log", "snapshot", "hook")
+DEFAULT_RULES = Path(__file__).with_name("rules.yaml")
+
+
+@dataclass(frozen=True)
+class Rule:
+    """One condition on one readout column, and what to do when a cell enters it."""
+
+    name: str
+    column: str
+    above: float | None = None
+    below: float | None = None
+    equals: str | None = None
+    frames: int = 1
+    rise: float | None = None
+    baseline_frames: int = 10
+    entry: bool = True
+    actions: tuple[str, ...] = ("log",)
+    hook: str | None = None
+
+    def test(self, values: np.ndarray) -> np.ndarray:
+        """Where ``values`` satisfy the level condition (NaN never does)."""
+        ok = np.ones(len(values), bool)
+        if self.equals is not None:
+            ok &= values.astype(str) == self.equals
+        if self.above is not None or self.below is not None:
+            v = values.astype(np.float64)
+            if self.above is not None:
+                ok &= v > self.above
+            if self.below is not None:
+                ok &= v < self.below
+        return ok
+
+
+@dataclass(frozen=True)
+class HookContext:
+    """What a user hook gets besides the event: the frame, its maps, the cell's row, the source."""
+
+    frame: Frame
+    prediction: Prediction | None
+    row: dict[str, Any]
+    source: Any = None
+
+
+Hook = Callable[[CellEvent, HookContext], object]
+
+
+@dataclass
+class _State:
+    run: int = 0
+    seen_outside: bool = False
+    fired: bool = False
+    history: deque[float] = field(default_factory=lambda: deque(maxlen=10))
+
+
+def _config_error(path: Path | str, what: str) -> LiveaugError:
+    return LiveaugError(f"{path}: {what}", "see liveaug/analysis/rules.yaml for the format")
+
+
+def load_rules(path: str | Path | None = None) -> tuple[list[Rule], dict[str, Any]]:
+    """Rules and settings (``snapshot_dir``) from a YAML file (default: the shipped rules)."""
+    p = Path(path) if path is not None else DEFAULT_RULES
+    try:
+        doc = yaml.safe_load(p.read_text()) or {}
+    except OSError as exc:
+        raise LiveaugError(f"{p}: cannot read the rules file ({exc.strerror})") from None
+    except yaml.YAMLError as exc:
+        raise _config_error(p, f"not valid YAML ({str(exc).splitlines()[0]})") from None
+    if not isinstance(doc, dict) or not isinstance(doc.get("rules", []), list):
+        raise _config_error(p, "expected a mapping with a 'rules' list")
+    rules = [parse_rule(r, p) for r in doc.get("rules", [])]
+    settings = {k: v for k, v in doc.items() if k != "rules"}
+    return rules, settings
+
+
+def parse_rule(d: Any, where: str | Path = "rules") -> Rule:
+    """One rule from its mapping; unknown keys and actions are errors (typos must not pass)."""
+    if not isinstance(d, dict) or "name" not in d or "column" not in d:
+        raise _config_error(where, f"each rule needs a 'name' and a 'column', got {d!r}")
+    known = set(Rule.__dataclass_fields__)
+    unknown = set(d) - known
+    if unknown:
+        raise _config_error(where, f"rule {d['name']!r}: unknown keys {sorted(unknown)}")
+    d = dict(d)
+    actions = tuple(d.pop("actions", ("log",)))
+    bad = [a for a in actions if a not in ACTIONS]
+    if bad:
+        raise _config_error(where, f"rule {d['name']!r}: unknown actions {bad}, use {ACTIONS}")
+    if "hook" in actions and not d.get("hook"):
+        raise _config_error(
+            where, f"rule {d['name']!r}: action 'hook' needs 'hook: module:function'"
+        )
+    if all(d.get(k) is None for k in ("above", "below", "equals")):
+        raise _config_error(where, f"rule {d['name']!r}: give 'above', 'below' or 'equals'")
+    if d.get("equals") is not None:
+        d["equals"] = str(d["equals"])
+    return Rule(actions=actions, **d)
+
+
+def resolve_hook(spec: str) -> Hook:
+    """``"package.module:function"`` → the callable."""
+    mod, _, name = spec.partition(":")
+    try:
+        fn = getattr(importlib.import_module(mod), name)
+    except (ImportError, AttributeError, ValueError) as exc:
+        raise LiveaugError(
+            f"event hook {spec!r} cannot be loaded ({exc})", "write it as package.module:function"
+        ) from None
+    if not callable(fn):
+        raise LiveaugError(f"event hook {spec!r} is not callable")
+    return fn
+
+
+class RuleEngine:
+    """Evaluates rules on each frame's tracked CellTable and runs their actions.
+
+    Parameters
+    ----------
+    rules : list of Rule
+    snapshot_dir : path, optional
+        Where ``snapshot`` writes (created on first use).
+    hooks : dict, optional
+        Hooks by the name a rule's ``hook`` gives (otherwise imported from ``module:function``).
+    sink : callable, optional
+        Receives each logged event as a JSON-able dict (the replay command writes JSONL).
+    """
+
+    def __init__(
+        self,
+        rules: list[Rule],
+        *,
+        snapshot_dir: str | Path = "snapshots",
+        hooks: dict[str, Hook] | None = None,
+        sink: Callable[[dict[str, Any]], None] | None = None,
+    ) -> None:
+        self.rules = rules
+        self.snapshot_dir = Path(snapshot_dir)
+        self.hooks: dict[str, Hook] = dict(hooks or {})
+        for r in rules:
+            if r.hook and r.hook not in self.hooks and "hook" in r.actions:
+                self.hooks[r.hook] = resolve_hook(r.hook)
+        self.sink = sink
+        self.source: Any = None
+        self._state: dict[tuple[str, int], _State] = {}
+        self._missing: set[str] = set()
+        self.counts: dict[str, int] = {r.name: 0 for r in rules}
+
+    def reset(self) -> None:
+        """Forget every cell's state."""
+        self._state.clear()
+
+    def update(
+        self,
+        frame: Frame,
+        table: CellTable,
+        *,
+        prediction: Prediction | None = None,
+        labels: np.ndarray | None = None,
+    ) -> list[CellEvent]:
+        """Advance every rule by one frame; returns the events fired (actions already run)."""
+        fired: list[tuple[Rule, int]] = []
+        ids = table["cell_id"] if len(table) else np.zeros(0, np.int64)
+        for rule in self.rules:
+            if rule.column not in table.columns:
+                if rule.column not in self._missing and len(table):
+                    self._missing.add(rule.column)
+                    log.info("rule %s inactive: no column %s", rule.name, rule.column)
+                continue
+            values = table[rule.column]
+            ok = rule.test(values)
+            for i, cid in enumerate(ids.tolist()):
+                st = self._state.get((rule.name, cid))
+                if st is None:
+                    st = self._state[(rule.name, cid)] = _State(
+                        history=deque(maxlen=rule.baseline_frames)
+                    )
+                hit = bool(ok[i])
+                v = values[i]
+                if hit and rule.rise is not None:
+                    base = np.nanmedian(st.history) if st.history else np.nan
+                    hit = bool(np.isfinite(base) and base > 0 and float(v) >= rule.rise * base)
+                if hit:
+                    st.run += 1
+                else:
+                    st.run = 0
+                    st.seen_outside = True
+                    if rule.rise is not None and np.isfinite(float(v)):
+                        st.history.append(float(v))
+                if not st.fired and st.run >= rule.frames and (st.seen_outside or not rule.entry):
+                    st.fired = True
+                    fired.append((rule, i))
+        events = []
+        for rule, i in fired:
+            ev = CellEvent(
+                frame_index=frame.index,
+                cell_id=int(ids[i]),
+                rule=rule.name,
+                x=float(table["x"][i]),
+                y=float(table["y"][i]),
+                message=f"{rule.column}={_fmt(table[rule.column][i])}",
+            )
+            self.counts[rule.name] += 1
+            events.append(ev)
+            self._act(rule, ev, frame, table, i, prediction, labels)
+        return events
+
+    def _act(
+        self,
+        rule: Rule,
+        ev: CellEvent,
+        frame: Frame,
+        table: CellTable,
+        i: int,
+        prediction: Prediction | None,
+        labels: np.ndarray | None,
+    ) -> None:
+        """Run the rule's actions; a failing action is logged, never raised into the pipeline."""
+        if "log" in rule.actions:
+            log.info(
+                "event %s: cell %d at frame %d (%s)",
+                ev.rule,
+                ev.cell_id,
+                ev.frame_index,
+                ev.message,
+            )
+            if self.sink is not None:
+                self.sink(event_record(ev))
+        if "snapshot" in rule.actions:
+            try:
+                save_snapshot(self.snapshot_dir, ev, frame, prediction, labels)
+            except OSError as exc:
+                log.warning("snapshot for %s failed: %s", ev.rule, exc)
+        if "hook" in rule.actions and rule.hook:
+            row = {k: _plain(v[i]) for k, v in table.columns.items()}
+            try:
+                self.hooks[rule.hook](ev, HookContext(frame, prediction, row, self.source))
+            except Exception as exc:  # a user hook must not stop the analysis
+                log.warning("event hook %s failed: %s", rule.hook, exc)
+
+
+def _plain(v: Any) -> Any:
+    return v.item() if isinstance(v, np.generic) else v
+
+
+def _fmt(v: Any) -> str:
+    return f"{v:.3g}" if isinstance(v, float | np.floating) else str(v)
+
+
+def event_record(ev: CellEvent) -> dict[str, Any]:
+    """An event as a JSON-able dict (one line of the events JSONL)."""
+    return {
+        "frame": ev.frame_index,
+        "cell_id": ev.cell_id,
+        "rule": ev.rule,
+        "x": round(ev.x, 2),
+        "y": round(ev.y, 2),
+        "message": ev.message,
+    }
+
+
+def save_snapshot(
+    folder: Path,
+    ev: CellEvent,
+    frame: Frame,
+    prediction: Prediction | None,
+    labels: np.ndarray | None,
+    *,
+    half_px: int = 64,
+) -> Path:
+    """Crop frame, channels, maps and labels around the cell into ``folder`` (one .npz)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    h, w = frame.shape
+    cx, cy = round(ev.x), round(ev.y)
+    y0, y1 = max(0, cy - half_px), min(h, cy + half_px)
+    x0, x1 = max(0, cx - half_px), min(w, cx + half_px)
+    arrays: dict[str, np.ndarray] = {"brightfield": frame.image[y0:y1, x0:x1]}
+    for name, img in frame.channels.items():
+        arrays[f"channel_{name}"] = img[y0:y1, x0:x1]
+    if prediction is not None:
+        s = prediction.scale
+        sl = (slice(int(y0 * s), int(y1 * s)), slice(int(x0 * s), int(x1 * s)))
+        for role, m in prediction.maps.items():
+            arrays[f"map_{role}"] = m[(..., *sl)]
+        if labels is not None:
+            arrays["labels"] = labels[sl]
+    meta = {**event_record(ev), "origin_xy": [x0, y0], "timestamp_ns": frame.timestamp_ns}
+    out = folder / f"frame{ev.frame_index:06d}_cell{ev.cell_id}_{ev.rule}.npz"
+    np.savez_compressed(out, meta=np.array(json.dumps(meta)), **arrays)
+    return out

@@ -1,0 +1,238 @@
+"""Cells from virtual stains: nuclei seeds from DAPI, seeded watershed on the membrane map.
+
+Works at model resolution; every length is given in µm and converted with the model pixel size
+(frame pixel size / ``Prediction.scale``), so the same settings hold at 10x and 20x. Thresholds are
+in the models' physical output units (virtual DAPI 1.0 ≈ a G1 nucleus' peak, virtual membrane 1.0
+≈ a fifth of a border's peak), so they do not depend on the camera.
+
+Steps, each cheap at 256²:
+
+1. smoothed DAPI above ``nucleus_threshold`` → nuclear mask; a closing of ``fragment_merge_um``
+   joins the pieces of one nucleus (condensed mitotic chromosomes, apoptotic fragments), so they
+   seed one cell, not five;
+2. smoothed membrane above ``foreground_threshold`` (or nuclear) → foreground;
+3. watershed of the membrane map from the nuclear seeds inside the foreground: borders settle on
+   membrane ridges, which also splits touching cells in confluent fields;
+4. neighbours whose shared border carries no membrane (mean below ``merge_membrane``) are one cell
+   — an anaphase cell whose two chromosome sets seeded twice, an apoptotic cell with far-apart
+   fragments; after cytokinesis the new membrane keeps daughters apart;
+5. foreground pieces no seed reached (a cell whose nucleus was missed) become cells of their own
+   when large enough; tiny regions are dropped.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+from scipy import ndimage as ndi
+from skimage.segmentation import watershed
+
+
+@dataclass(frozen=True)
+class SegmentParams:
+    """Segmentation settings in µm and in the models' output units."""
+
+    nucleus_sigma_um: float = 1.0
+    """Gaussian smoothing of the virtual DAPI before thresholding."""
+    nucleus_threshold: float = 0.25
+    """Virtual DAPI level (1.0 ≈ G1 peak) above which a pixel is nuclear."""
+    nucleus_min_area_um2: float = 8.0
+    """Smaller nuclear specks (after merging fragments) seed nothing."""
+    fragment_merge_um: float = 1.5
+    """Radius of the closing that joins fragments of one nucleus."""
+    membrane_sigma_um: float = 1.0
+    """Gaussian smoothing of the virtual membrane before the watershed."""
+    foreground_threshold: float = 0.12
+    """Virtual membrane level above which a pixel belongs to a cell (interior ≈ 0.35)."""
+    merge_membrane: float = 0.4
+    """Neighbouring regions whose shared border's mean membrane is below this are merged."""
+    cell_min_area_um2: float = 60.0
+    """Regions smaller than this are not cells (debris, noise)."""
+
+
+@dataclass(frozen=True)
+class Segmentation:
+    """Cell and nucleus labels (``(h, w) int32``, 0 = background, nucleus = its cell's label)."""
+
+    labels: np.ndarray
+    nuclei: np.ndarray
+    n_cells: int
+
+
+def _disk(radius_px: float) -> np.ndarray:
+    r = max(1, round(radius_px))
+    return cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1))
+
+
+def _smooth(x: np.ndarray, sigma_px: float) -> np.ndarray:
+    x = np.asarray(x, np.float32)
+    return cv2.GaussianBlur(x, (0, 0), sigma_px) if sigma_px > 0.3 else x
+
+
+def segment(
+    dapi: np.ndarray,
+    membrane: np.ndarray,
+    *,
+    pixel_size_um: float,
+    params: SegmentParams | None = None,
+) -> Segmentation:
+    """Segment cells and nuclei from ``(h, w)`` virtual DAPI and membrane maps.
+
+    Parameters
+    ----------
+    dapi, membrane : (h, w) ndarray
+        Virtual stains at model resolution.
+    pixel_size_um : float
+        Size of one map pixel in the sample, µm.
+    params : SegmentParams, optional
+    """
+    p = params or SegmentParams()
+    px = float(pixel_size_um)
+    px_area = px * px
+    d = _smooth(dapi, p.nucleus_sigma_um / px)
+    m = _smooth(membrane, p.membrane_sigma_um / px)
+
+    nuc_mask = (d > p.nucleus_threshold).astype(np.uint8)
+    seed_mask = cv2.morphologyEx(nuc_mask, cv2.MORPH_CLOSE, _disk(p.fragment_merge_um / px))
+    n_seeds, seeds = cv2.connectedComponents(seed_mask, connectivity=8, ltype=cv2.CV_32S)
+    if n_seeds > 1:
+        sizes = np.bincount(seeds.ravel(), minlength=n_seeds)
+        keep = sizes >= p.nucleus_min_area_um2 / px_area
+        keep[0] = False
+        lut = np.zeros(n_seeds, np.int32)
+        lut[keep] = np.arange(1, int(keep.sum()) + 1)
+        seeds = lut[seeds]
+        n_seeds = int(keep.sum()) + 1
+
+    fg = (m > p.foreground_threshold) | (nuc_mask > 0)
+    fg = cv2.morphologyEx(fg.astype(np.uint8), cv2.MORPH_OPEN, _disk(1.0 / px)) > 0
+    fg |= seeds > 0
+    labels = _watershed(m, seeds, fg, n_seeds)
+
+    labels = _merge_weak_borders(labels, m, p.merge_membrane)
+    labels = _add_unseeded(labels, fg, p.cell_min_area_um2 / px_area)
+    labels, n = _drop_small(labels, p.cell_min_area_um2 / px_area)
+    nuclei = np.where(nuc_mask > 0, labels, 0).astype(np.int32)
+    return Segmentation(labels, nuclei, n)
+
+
+def _watershed(m: np.ndarray, seeds: np.ndarray, fg: np.ndarray, n_seeds: int) -> np.ndarray:
+    """Seeded watershed of ``m`` restricted to ``fg`` (scipy's image-foresting transform on
+    a uint16 copy: ~4x faster than ``skimage.segmentation.watershed`` at 256²)."""
+    if n_seeds <= 1:
+        return np.zeros(m.shape, np.int32)
+    if not USE_IFT:
+        return watershed(m, seeds, mask=fg).astype(np.int32)
+    hi = float(np.percentile(m[fg], 99.5)) if fg.any() else 1.0
+    img = np.clip(m * (60000.0 / max(hi, 1e-6)), 0, 65535).astype(np.uint16)
+    img[~fg] = 65535
+    markers = seeds.astype(np.int32, copy=True)
+    markers[~fg] = -1
+    out = ndi.watershed_ift(img, markers)
+    out[out < 0] = 0
+    return out
+
+
+USE_IFT = True
+"""False: use ``skimage.segmentation.watershed`` (slower, same idea) instead of the IFT."""
+
+
+def _merge_weak_borders(labels: np.ndarray, m: np.ndarray, level: float) -> np.ndarray:
+    """Merge touching regions whose shared border has mean membrane below ``level``."""
+    n = int(labels.max()) + 1
+    if n <= 2:
+        return labels
+    pairs = []
+    strength = []
+    for a, b, ma, mb in (
+        (labels[:, :-1], labels[:, 1:], m[:, :-1], m[:, 1:]),
+        (labels[:-1, :], labels[1:, :], m[:-1, :], m[1:, :]),
+    ):
+        sel = (a != b) & (a > 0) & (b > 0)
+        lo = np.minimum(a[sel], b[sel]).astype(np.int64)
+        hi = np.maximum(a[sel], b[sel]).astype(np.int64)
+        pairs.append(lo * n + hi)
+        strength.append(np.maximum(ma[sel], mb[sel]))
+    key = np.concatenate(pairs)
+    if key.size == 0:
+        return labels
+    s = np.concatenate(strength)
+    uniq, inv = np.unique(key, return_inverse=True)
+    mean = np.bincount(inv, weights=s) / np.bincount(inv)
+    count = np.bincount(inv)
+    weak = (mean < level) & (count >= 3)
+    if not weak.any():
+        return labels
+    a = (uniq[weak] // n).astype(np.int64)
+    b = (uniq[weak] % n).astype(np.int64)
+    # union-find over the weak pairs (few pairs: a Python loop is fine)
+    parent = np.arange(n)
+
+    def find(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return int(i)
+
+    for i, j in zip(a.tolist(), b.tolist(), strict=True):
+        ri, rj = find(i), find(j)
+        if ri != rj:
+            parent[max(ri, rj)] = min(ri, rj)
+    root = np.array([find(i) for i in range(n)])
+    return root[labels].astype(np.int32)
+
+
+def _add_unseeded(labels: np.ndarray, fg: np.ndarray, min_area: float) -> np.ndarray:
+    """Foreground pieces the watershed did not reach become their own cells."""
+    rest = fg & (labels == 0)
+    if not rest.any():
+        return labels
+    n, comp = cv2.connectedComponents(rest.astype(np.uint8), connectivity=4, ltype=cv2.CV_32S)
+    if n <= 1:
+        return labels
+    sizes = np.bincount(comp.ravel(), minlength=n)
+    big = np.flatnonzero(sizes >= min_area)
+    big = big[big > 0]
+    if big.size == 0:
+        return labels
+    lut = np.zeros(n, np.int32)
+    lut[big] = labels.max() + 1 + np.arange(big.size, dtype=np.int32)
+    add = lut[comp]
+    return np.where(add > 0, add, labels)
+
+
+def _drop_small(labels: np.ndarray, min_area: float) -> tuple[np.ndarray, int]:
+    """Remove regions below ``min_area`` pixels and renumber 1..n in label order."""
+    sizes = np.bincount(labels.ravel())
+    keep = sizes >= min_area
+    keep[0] = False
+    lut = np.zeros(sizes.size, np.int32)
+    n = int(keep.sum())
+    lut[keep] = np.arange(1, n + 1, dtype=np.int32)
+    return lut[labels], n
+
+
+def upsample_labels(labels: np.ndarray, scale: float, shape: tuple[int, int]) -> np.ndarray:
+    """Labels at model resolution → frame resolution (nearest, each model pixel a block).
+
+    ``scale`` is model pixels per frame pixel (``Prediction.scale``); frame rows/columns the
+    binning dropped at the edge take the nearest block's label.
+    """
+    k = round(1.0 / scale)
+    if k <= 1 and labels.shape == tuple(shape):
+        return labels
+    up = np.repeat(np.repeat(labels, k, axis=0), k, axis=1)
+    h, w = shape
+    if up.shape[0] < h or up.shape[1] < w:
+        up = np.pad(up, ((0, max(0, h - up.shape[0])), (0, max(0, w - up.shape[1]))), mode="edge")
+    return up[:h, :w]
+
+
+def fill_ratio(labels: np.ndarray) -> float:
+    """Fraction of pixels inside a cell (cheap confluence estimate)."""
+    return float(np.count_nonzero(labels)) / max(1, labels.size)
+
+
+__all__ = ["SegmentParams", "Segmentation", "fill_ratio", "segment", "upsample_labels"]

@@ -1,0 +1,74 @@
+"""``liveaug analysis eval``: the per-cell analysis' accuracy on a simulated session."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+from pathlib import Path
+
+HELP = (
+    "Per-cell analysis tools; 'eval' prints segmentation, nuclei count, DNA content, tracking, "
+    "division and event figures against a simulated session's ground truth."
+)
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    """Subcommand eval."""
+    sub = p.add_subparsers(dest="action", metavar="ACTION", required=True)
+    ev = sub.add_parser("eval", help="accuracy figures against the session's ground truth")
+    ev.add_argument("session", type=Path, metavar="SESSION", help="simulated session (.ome.zarr)")
+    ev.add_argument(
+        "--maps",
+        choices=("model", "truth"),
+        default="model",
+        help="maps from the models (default) or from truth (isolates the analysis' own errors)",
+    )
+    ev.add_argument("--model", action="append", help="model(s) to use (default: shipped)")
+    ev.add_argument("--frames", type=int, metavar="N", help="score only the first N frames")
+    ev.add_argument(
+        "--rules", type=Path, metavar="RULES.yaml", help="event rules (default: shipped)"
+    )
+    ev.add_argument("--json", type=Path, metavar="OUT.json", help="also write the figures")
+
+
+def run(args: argparse.Namespace) -> int:
+    """Score the session and print one line per figure with its target."""
+    import tempfile
+
+    from liveaug.analysis.analyzer import Analyzer
+    from liveaug.analysis.batch import make_predictor
+    from liveaug.analysis.evaluate import evaluate_frames, verdict
+    from liveaug.errors import LiveaugError
+    from liveaug.progress import progress
+    from liveaug.session import Session
+
+    session = Session.open(args.session)
+    if not session.has_truth:
+        raise LiveaugError(
+            f"{args.session} has no ground truth",
+            "evaluate on a session made by `liveaug simulate`",
+        )
+    predictor = make_predictor(args.maps, models=args.model, metadata=session.metadata)
+    n = session.n_frames if args.frames is None else min(args.frames, session.n_frames)
+    with tempfile.TemporaryDirectory() as snaps, progress(n, "eval") as bar:
+        analyzer = Analyzer(rules=args.rules, snapshot_dir=snaps)
+        figures = evaluate_frames(
+            (session.frame(i) for i in range(n)), predictor, analyzer, on_frame=bar.update
+        )
+        table = analyzer.table()
+    models = sorted({str(m) for m in table.columns.get("model", [])}) or [args.maps]
+    figures["maps"] = args.maps
+    figures["models"] = models
+    figures["session"] = str(args.session)
+    print(f"analysis eval of {args.session} ({n} frames, maps: {', '.join(models)})")
+    for name, value in figures.items():
+        if isinstance(value, float):
+            shown = "nan" if math.isnan(value) else f"{value:.4g}"
+            print(f"  {name:<50} {shown:>10}  {verdict(name, value)}")
+        elif name not in ("maps", "session", "models"):
+            print(f"  {name:<50} {value:>10}")
+    if args.json:
+        args.json.write_text(json.dumps(figures, indent=2))
+        print(f"wrote {args.json}")
+    return 0

@@ -1,0 +1,54 @@
+"""``liveaug replay``: play a recorded session through the predictors and the per-cell analysis."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+HELP = (
+    "Replay a recorded session through the predictors and the per-cell analysis; with "
+    "--headless, every frame is analysed and the readouts written to CSV/Parquet."
+)
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    """Session, outputs, and what makes the maps."""
+    p.add_argument("session", type=Path, metavar="SESSION", help="session folder (.ome.zarr)")
+    p.add_argument("--headless", action="store_true", help="no window: analyse and write tables")
+    p.add_argument("--readouts", type=Path, metavar="OUT.csv", help="per-cell readouts (CSV)")
+    p.add_argument("--parquet", type=Path, metavar="OUT.parquet", help="readouts as Parquet")
+    p.add_argument("--events", type=Path, metavar="OUT.jsonl", help="fired events, one per line")
+    p.add_argument(
+        "--rules", type=Path, metavar="RULES.yaml", help="event rules (default: shipped)"
+    )
+    p.add_argument(
+        "--snapshots",
+        type=Path,
+        metavar="DIR",
+        help="where snapshot actions write (default: rules')",
+    )
+    p.add_argument("--model", action="append", help="model(s) to use (default: shipped)")
+    p.add_argument(
+        "--maps",
+        choices=("model", "truth"),
+        default="model",
+        help="prediction maps from the models (default) or, for simulated sessions, from truth",
+    )
+    p.add_argument("--frames", type=int, metavar="N", help="analyse only the first N frames")
+
+
+def run(args: argparse.Namespace) -> int:
+    """Headless batch here; the viewer (when installed) takes the interactive case."""
+    if not args.headless:
+        try:
+            from liveaug.viewer.app import run_viewer  # type: ignore[attr-defined]
+        except ImportError:
+            from liveaug.errors import LiveaugError
+
+            raise LiveaugError(
+                "the replay viewer is not available in this build", "pass --headless"
+            ) from None
+        return int(run_viewer(args) or 0)
+    from liveaug.analysis.batch import run_replay
+
+    return run_replay(args)

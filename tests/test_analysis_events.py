@@ -1,0 +1,116 @@
+"""Event rules: config parsing, entry semantics, frames in a row, rise over baseline, actions."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from liveaug.analysis.events import Rule, RuleEngine, load_rules, parse_rule
+from liveaug.errors import LiveaugError
+from liveaug.frame import CellTable, Frame
+
+
+def _table(ids, **cols) -> CellTable:
+    n = len(ids)
+    base = {"cell_id": np.asarray(ids, np.int64), "x": np.zeros(n), "y": np.zeros(n)}
+    return CellTable({**base, **{k: np.asarray(v) for k, v in cols.items()}})
+
+
+def _frame(i: int) -> Frame:
+    return Frame(image=np.zeros((32, 32), np.uint16), index=i, timestamp_ns=i)
+
+
+def _run(engine: RuleEngine, series: list[dict]) -> list[tuple[int, int, str]]:
+    out = []
+    for i, cols in enumerate(series):
+        ids = cols.pop("ids")
+        for ev in engine.update(_frame(i), _table(ids, **cols)):
+            out.append((ev.frame_index, ev.cell_id, ev.rule))
+    return out
+
+
+def test_shipped_rules_load():
+    rules, settings = load_rules()
+    assert {r.name for r in rules} >= {"apoptosis", "mitosis", "translocation"}
+    assert "snapshot_dir" in settings
+
+
+def test_bad_rules_are_one_line_errors(tmp_path):
+    bad = tmp_path / "r.yaml"
+    bad.write_text("rules:\n  - {name: a, column: p_apoptosis, abov: 0.8}\n")
+    with pytest.raises(LiveaugError, match="unknown keys"):
+        load_rules(bad)
+    with pytest.raises(LiveaugError, match="unknown actions"):
+        parse_rule({"name": "a", "column": "x", "above": 1, "actions": ["email"]})
+    with pytest.raises(LiveaugError, match="above"):
+        parse_rule({"name": "a", "column": "x"})
+    bad.write_text("rules: [\n")
+    with pytest.raises(LiveaugError, match="YAML"):
+        load_rules(bad)
+
+
+def test_fires_once_on_entry_after_n_frames():
+    eng = RuleEngine([Rule("apo", "p_apoptosis", above=0.8, frames=3)])
+    p = [0.1, 0.9, 0.9, 0.9, 0.95, 0.2, 0.9, 0.9, 0.9]
+    # cell 2 is in the state from its first frame: it never entered it while watched
+    events = _run(eng, [{"ids": [1, 2], "p_apoptosis": [v, 0.99]} for v in p])
+    assert events == [(3, 1, "apo")]
+
+
+def test_entry_false_fires_for_cells_already_in_the_state():
+    eng = RuleEngine([Rule("apo", "p_apoptosis", above=0.8, frames=2, entry=False)])
+    events = _run(eng, [{"ids": [2], "p_apoptosis": [0.99]} for _ in range(3)])
+    assert events == [(1, 2, "apo")]
+
+
+def test_equals_on_phase():
+    eng = RuleEngine([Rule("m", "phase", equals="M")])
+    ph = ["G2", "G2", "M", "M"]
+    events = _run(eng, [{"ids": [5], "phase": np.array([v], object)} for v in ph])
+    assert events == [(2, 5, "m")]
+
+
+def test_rise_over_the_cells_own_baseline():
+    eng = RuleEngine([Rule("t", "nc", above=1.3, rise=2.0)])
+    # cell 1 imports (0.4 -> 2.5); cell 2 sits near 1.4 all the time (above, but no rise)
+    a = [0.4, 0.45, 0.38, 0.9, 2.5, 2.6]
+    b = [1.2, 1.4, 1.35, 1.45, 1.4, 1.5]
+    events = _run(eng, [{"ids": [1, 2], "nc": [x, y]} for x, y in zip(a, b, strict=True)])
+    assert events == [(4, 1, "t")]
+
+
+def test_actions_log_snapshot_and_hook(tmp_path):
+    calls, logged = [], []
+    rule = Rule("t", "v", above=1.0, actions=("log", "snapshot", "hook"), hook="mine")
+    eng = RuleEngine(
+        [rule],
+        snapshot_dir=tmp_path / "snaps",
+        hooks={"mine": lambda ev, ctx: calls.append((ev, ctx))},
+        sink=logged.append,
+    )
+    eng.source = "the camera"
+    eng.update(_frame(0), _table([7], v=[0.5]))
+    (ev,) = eng.update(_frame(1), _table([7], v=[2.0]))
+    assert logged == [{"frame": 1, "cell_id": 7, "rule": "t", "x": 0.0, "y": 0.0, "message": "v=2"}]
+    assert len(list((tmp_path / "snaps").glob("frame000001_cell7_t.npz"))) == 1
+    ((got_ev, ctx),) = calls
+    assert got_ev == ev and ctx.source == "the camera" and ctx.row["cell_id"] == 7
+
+
+def test_a_failing_hook_does_not_stop_the_analysis(tmp_path):
+    def boom(ev, ctx):
+        raise RuntimeError("camera gone")
+
+    rule = Rule("t", "v", above=1.0, actions=("hook",), hook="boom")
+    eng = RuleEngine([rule], hooks={"boom": boom})
+    eng.update(_frame(0), _table([1], v=[0.0]))
+    assert len(eng.update(_frame(1), _table([1], v=[2.0]))) == 1
+
+
+def test_hook_from_module_path():
+    rule = parse_rule(
+        {"name": "t", "column": "v", "above": 1, "actions": ["hook"], "hook": "json:dumps"}
+    )
+    assert RuleEngine([rule]).hooks["json:dumps"].__name__ == "dumps"
+    with pytest.raises(LiveaugError, match="cannot be loaded"):
+        RuleEngine([Rule("t", "v", above=1, actions=("hook",), hook="nope.nothing:f")])

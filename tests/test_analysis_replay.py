@@ -1,0 +1,112 @@
+"""Headless end to end: replay a simulated session through the analysis and write the tables."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pandas as pd
+import pyarrow.parquet as pq
+import pytest
+
+from liveaug.cli import main
+from liveaug.session import SessionWriter
+from liveaug.sources.simulated import SimulatedMicroscope, SimulationConfig
+
+REQUIRED = (
+    "frame timestamp_s cell_id parent_id x y area_px area_um2 dapi_mean dapi_integrated "
+    "membrane_mean phase phase_confidence p_apoptosis reporter_mean reporter_integrated "
+    "reporter_nc_ratio model"
+).split()
+
+
+@pytest.fixture(scope="module")
+def session(tmp_path_factory):
+    path = tmp_path_factory.mktemp("s") / "sim.ome.zarr"
+    cfg = SimulationConfig(height=192, width=192, seed=4).with_(biology__reporter=True)
+    sim = SimulatedMicroscope(cfg)
+    info = sim.open()
+    with SessionWriter(
+        path,
+        shape=info.shape,
+        dtype=info.dtype,
+        bit_depth=info.bit_depth,
+        pixel_size_um=info.pixel_size_um,
+        channel_names=info.channel_names,
+        truth=True,
+        frame_interval_s=180.0,
+        metadata={"source": info.name, **info.settings},
+    ) as w:
+        for _ in range(6):
+            w.append(sim.read())
+    return path
+
+
+def test_replay_headless_writes_every_frame_with_units(session, tmp_path, capsys):
+    csv, par, ev = tmp_path / "o.csv", tmp_path / "o.parquet", tmp_path / "e.jsonl"
+    rc = main(
+        [
+            "replay",
+            str(session),
+            "--headless",
+            "--maps",
+            "truth",
+            "--readouts",
+            str(csv),
+            "--parquet",
+            str(par),
+            "--events",
+            str(ev),
+            "--snapshots",
+            str(tmp_path / "snaps"),
+        ]
+    )
+    assert rc == 0 and "analysed 6 frames" in capsys.readouterr().out
+    df = pd.read_csv(csv)
+    assert set(REQUIRED) <= set(df.columns)
+    assert sorted(df["frame"].unique()) == list(range(6))
+    assert (df["model"] == "truth").all() and (df["liveaug_version"] != "").all()
+    meta = json.loads((tmp_path / "o.csv-metadata.json").read_text())
+    units = {c["name"]: c["unit"] for c in meta["tableSchema"]["columns"]}
+    assert units["area_um2"] == "µm²" and units["reporter_mean"] == "ADU"
+    assert meta["liveaug"]["models"] == ["truth"]
+    t = pq.read_table(par)
+    assert t.schema.field("area_um2").metadata[b"unit"] == "µm²".encode()
+    assert json.loads(t.schema.metadata[b"liveaug"])["frames"] == 6
+    np.testing.assert_allclose(t.to_pandas()["dapi_integrated"], df["dapi_integrated"], rtol=1e-5)
+    assert ev.exists()
+
+
+def test_replay_needs_an_output_and_truth_maps_need_truth(session, capsys):
+    assert main(["replay", str(session), "--headless"]) == 2
+    assert "--readouts" in capsys.readouterr().err
+
+
+def test_analysis_eval_prints_the_figures(session, tmp_path, capsys):
+    out = tmp_path / "f.json"
+    assert main(["analysis", "eval", str(session), "--maps", "truth", "--json", str(out)]) == 0
+    text = capsys.readouterr().out
+    for name in (
+        "segmentation_f1",
+        "nuclei_count_error",
+        "dapi_integrated_r",
+        "tracking_link_recovery",
+        "divisions_found",
+        "translocations_caught",
+    ):
+        assert name in text
+    figures = json.loads(out.read_text())
+    assert figures["segmentation_f1"] > 0.85 and figures["frames"] == 6
+
+
+def test_headless_replay_imports_no_gui(session, tmp_path):
+    code = (
+        "import sys\nfrom liveaug.cli import main\n"
+        f"main(['replay', {str(session)!r}, '--headless', '--maps', 'truth', "
+        f"'--readouts', {str(tmp_path / 'x.csv')!r}, '--frames', '2'])\n"
+        "bad = [m for m in sys.modules if m.split('.')[0] in ('PyQt6', 'vispy', 'PySide6')]\n"
+        "assert not bad, bad\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, capture_output=True)
