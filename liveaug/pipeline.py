@@ -183,6 +183,9 @@ class Pipeline:
         if self._threads:
             raise RuntimeError("pipeline already started")
         self.info = self.source.open()
+        fault = getattr(self.source, "fault", None)  # e.g. CameraSource.fault (psygnal)
+        if fault is not None and hasattr(fault, "connect"):
+            fault.connect(self._on_source_fault)
         self._stop.clear()
         self._running.set()
         targets = [("acquire", self._acquire_loop), ("compute", self._compute_loop)]
@@ -232,6 +235,9 @@ class Pipeline:
                 t.join(max(0.5, deadline - time.monotonic()))
                 ok &= not t.is_alive()
         self._threads.clear()
+        fault = getattr(self.source, "fault", None)
+        if fault is not None and hasattr(fault, "disconnect"):
+            fault.disconnect(self._on_source_fault, missing_ok=True)
         return ok
 
     def wait(self, timeout_s: float | None = None) -> bool:
@@ -386,6 +392,11 @@ class Pipeline:
         t0 = time.perf_counter_ns()
         self.result_ready.emit(result)
         self.timings.add("handoff", time.perf_counter_ns() - t0)
+
+    def _on_source_fault(self, fault: Any) -> None:
+        """Relay a source's own fault report (timeout, lost, reconnecting …) to subscribers."""
+        kind = getattr(fault, "kind", "fault")
+        self._emit_event("fault", f"acquire:{kind}", getattr(fault, "message", str(fault)))
 
     def _emit_event(self, kind: str, stage: str, message: str, index: int | None = None) -> None:
         if kind == "error":
