@@ -27,6 +27,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--sizes", type=int, nargs="+", default=[512], help="frame sizes (px)")
     p.add_argument("--frames", type=int, default=40, help="frames timed per case")
+    p.add_argument(
+        "--seconds",
+        type=float,
+        default=10.0,
+        help="how long each timed pipeline run lasts (default 10)",
+    )
     p.add_argument("--json", type=Path, metavar="OUT.json", help="also write results as JSON")
 
 
@@ -78,6 +84,27 @@ def run(args: argparse.Namespace) -> int:
 
         report["analysis"] = analysis_benchmarks(max(args.sizes), args.frames)
         _print_table("analysis (one thread)", report["analysis"])
+    if "pipeline" in sections:
+        from liveaug.bench.pipeline import pipeline_benchmarks
+        from liveaug.inference import Predictor
+
+        predictor = Predictor()
+        print(predictor.report)
+        for size in args.sizes:
+            res = pipeline_benchmarks(predictor, None, size=size, seconds=args.seconds)
+            report.setdefault("pipeline", {})[str(size)] = res
+            _print_table(
+                f"pipeline vs naive loop, {size}x{size}, 30 fps replay",
+                {
+                    "compute alone": res["compute_alone_ms"],
+                    "naive loop": res["naive"],
+                    "pipeline": {k: v for k, v in res["pipeline"].items() if k != "stages"},
+                    "pipeline stages (median ms)": {
+                        k: round(v["median_ms"], 2) for k, v in res["pipeline"]["stages"].items()
+                    },
+                    "targets": res["targets"],
+                },
+            )
     if args.json:
         args.json.write_text(json.dumps(report, indent=2))
         print(f"\nwrote {args.json}")

@@ -1,0 +1,204 @@
+"""The pipeline against the naive single loop, on the same replayed frames and models.
+
+Three measurements in one process, so their ratios compare like with like on a noisy machine:
+
+1. **compute alone** — prediction + analysis per frame, one after another: the floor any
+   schedule must pay for an analysed frame;
+2. **naive loop** — one thread: acquire → predict → analyse → draw, as a first prototype would;
+3. **pipeline** — the threaded engine with a recorder, and a display loop that draws the newest
+   frame at the source rate, as the viewer does.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from liveaug.errors import SessionError
+from liveaug.frame import ROLES, Frame
+from liveaug.pipeline import Analyzer, Pipeline, Predictor, Result
+from liveaug.session import Session, SessionWriter
+from liveaug.sources.replay import ReplaySource
+from liveaug.sources.simulated import SimulatedMicroscope, SimulationConfig
+from liveaug.timing import summarize_ms
+
+Draw = Callable[[Frame, "Result | None"], None]
+
+
+def make_bench_session(folder: Path, size: int, frames: int, seed: int = 0) -> Path:
+    """A simulated session (30 fps timestamps) to replay; reused when it already exists."""
+    path = folder / f"bench-{size}-{frames}-seed{seed}.ome.zarr"
+    try:
+        if Session.open(path).n_frames == frames:
+            return path
+    except SessionError:  # missing or unreadable: write it anew
+        pass
+    sim = SimulatedMicroscope(SimulationConfig(height=size, width=size, seed=seed), fps=None)
+    info = sim.open()
+    with SessionWriter(
+        path,
+        shape=info.shape,
+        dtype=info.dtype,
+        bit_depth=info.bit_depth,
+        pixel_size_um=info.pixel_size_um,
+        truth=True,
+        frame_interval_s=1 / 30,
+        metadata={"source": info.name},
+        overwrite=True,
+    ) as w:
+        for _ in range(frames):
+            w.append(sim.read())
+    return path
+
+
+def _compute(predictor: Predictor, analyzer: Analyzer | None, frame: Frame) -> Any:
+    pred = predictor.predict(frame, ROLES)
+    return analyzer.analyze(frame, pred) if analyzer is not None else pred
+
+
+def compute_alone(
+    predictor: Predictor, analyzer: Analyzer | None, session: Path, n: int = 20
+) -> dict[str, float]:
+    """Median/p95 ms of prediction + analysis per frame with nothing else running."""
+    s = Session.open(session)
+    frames = [s.frame(i % s.n_frames) for i in range(n + 2)]
+    _compute(predictor, analyzer, frames[0])  # warm-up (allocations, graph init)
+    samples = []
+    for f in frames[2:]:
+        t0 = time.perf_counter_ns()
+        _compute(predictor, analyzer, f)
+        samples.append(time.perf_counter_ns() - t0)
+    return summarize_ms(samples)
+
+
+def naive_loop(
+    predictor: Predictor,
+    analyzer: Analyzer | None,
+    session: Path,
+    seconds: float,
+    draw: Draw | None,
+) -> dict[str, float]:
+    """acquire → predict → analyse → draw in one thread, from a 30 fps replay."""
+    src = ReplaySource(session, speed=1.0, loop=True)
+    src.open()
+    drawn, latencies = 0, []
+    t_end = time.monotonic() + seconds
+    t0 = time.monotonic()
+    while time.monotonic() < t_end:
+        frame = src.read()
+        arrived = time.perf_counter_ns()
+        result = _compute(predictor, analyzer, frame)
+        latencies.append(time.perf_counter_ns() - arrived)
+        if draw is not None:
+            draw(frame, result if isinstance(result, Result) else None)
+        drawn += 1
+    elapsed = time.monotonic() - t0
+    src.close()
+    lat = summarize_ms(latencies)
+    return {
+        "displayed_fps": drawn / elapsed,
+        "analysed_fps": drawn / elapsed,
+        "latency_p95_ms": lat["p95_ms"],
+    }
+
+
+def pipeline_run(
+    predictor: Predictor,
+    analyzer: Analyzer | None,
+    session: Path,
+    seconds: float,
+    draw: Draw | None,
+    record_to: Path,
+) -> dict[str, Any]:
+    """The threaded engine from a 30 fps replay, recording, with a display loop at 30 Hz."""
+    src = ReplaySource(session, speed=1.0, loop=True)
+    info = Session.open(session)
+    writer = SessionWriter(
+        record_to,
+        shape=info.shape,
+        dtype=info.dtype.name,
+        bit_depth=info.bit_depth,
+        pixel_size_um=info.pixel_size_um,
+        truth=info.has_truth,
+        overwrite=True,
+    )
+    pipe = Pipeline(src, predictor=predictor, analyzer=analyzer, recorder=writer)
+    pipe.start()
+    time.sleep(1.0)  # warm-up: first inference, first allocations
+    pipe.timings.clear()
+    a0 = pipe.counts["analysed"]
+    acq0 = pipe.counts["acquired"]
+    drawn, last = 0, None
+    draw_ns = []
+    t0 = time.monotonic()
+    next_tick = t0
+    while (now := time.monotonic()) - t0 < seconds:
+        frame = pipe.latest_frame()
+        if frame is not None and frame is not last:
+            d0 = time.perf_counter_ns()
+            if draw is not None:
+                draw(frame, pipe.latest_result())
+            draw_ns.append(time.perf_counter_ns() - d0)
+            drawn += 1
+            last = frame
+        next_tick += 1 / 60  # poll at twice the source rate, as a display timer would
+        time.sleep(max(0.0, next_tick - now))
+    elapsed = time.monotonic() - t0
+    stats = pipe.stats()
+    assert pipe.stop(timeout_s=2.0), "pipeline threads did not stop"
+    recorded = Session.open(record_to).n_frames
+    stages = stats["stages"]
+    return {
+        "displayed_fps": drawn / elapsed,
+        "analysed_fps": (stats["analysed"] - a0) / elapsed,
+        "acquired_fps": (stats["acquired"] - acq0) / elapsed,
+        "latency_p95_ms": stages.get("latency", {}).get("p95_ms", float("nan")),
+        "latency_median_ms": stages.get("latency", {}).get("median_ms", float("nan")),
+        "dropped_for_analysis": stats["dropped"],
+        "acquired": stats["acquired"],
+        "recorded": recorded,
+        "record_drops": stats["acquired"] - recorded,
+        "draw_ms": summarize_ms(draw_ns)["median_ms"] if draw_ns else 0.0,
+        "stages": {
+            k: {"median_ms": v["median_ms"], "p95_ms": v["p95_ms"]} for k, v in stages.items()
+        },
+    }
+
+
+def pipeline_benchmarks(
+    predictor: Predictor,
+    analyzer: Analyzer | None = None,
+    *,
+    size: int = 512,
+    seconds: float = 10.0,
+    draw: Draw | None = None,
+    workdir: Path | None = None,
+) -> dict[str, Any]:
+    """Compute alone, the naive loop and the pipeline on the same frames; the ratios."""
+    folder = Path(workdir or tempfile.mkdtemp(prefix="liveaug-bench-"))
+    session = make_bench_session(folder, size, frames=90)
+    alone = compute_alone(predictor, analyzer, session)
+    naive = naive_loop(predictor, analyzer, session, seconds / 2, draw)
+    piped = pipeline_run(predictor, analyzer, session, seconds, draw, folder / "rec.ome.zarr")
+    t_c = alone["median_ms"]
+    frame_ms = 1000 / 30
+    return {
+        "size": size,
+        "compute_alone_ms": alone,
+        "naive": naive,
+        "pipeline": piped,
+        "targets": {
+            "analysed_fps / (0.9 / compute)": piped["analysed_fps"] / (0.9 * 1000 / t_c),
+            "displayed_fps (>= 29)": piped["displayed_fps"],
+            "displayed vs naive (>= 3)": piped["displayed_fps"] / max(naive["displayed_fps"], 1e-9),
+            "latency_p95 / (1.2 compute + frame) (<= 1)": piped["latency_p95_ms"]
+            / (1.2 * t_c + frame_ms),
+            "record drops (== 0)": piped["record_drops"],
+        },
+        "compute_fraction_of_frame": float(np.round(t_c / frame_ms, 2)),
+    }
