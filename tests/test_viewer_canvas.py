@@ -1,0 +1,171 @@
+"""The composite canvas under real GL (Xvfb + Mesa): pixels from ``canvas.render()``."""
+
+from __future__ import annotations
+
+import cv2  # opencv bundles its own Qt plugins: keep it loaded beside real GL
+import numpy as np
+import pytest
+from viewer_support import truth_result
+
+from liveaug.frame import Analysis, CellTable, Frame, Prediction
+from liveaug.pipeline import Result
+from liveaug.sources.simulated import SimulatedMicroscope, SimulationConfig
+
+pytestmark = pytest.mark.gl
+
+SIZE = 128  # frame pixels; the canvas shows them 2x (256 x 256)
+
+
+@pytest.fixture(scope="module")
+def frames():
+    sim = SimulatedMicroscope(SimulationConfig(height=SIZE, width=SIZE, seed=11))
+    sim.open()
+    return [sim.read() for _ in range(3)]
+
+
+@pytest.fixture
+def canvas(qapp):
+    from liveaug.viewer.app import qt_app
+    from liveaug.viewer.canvas import LiveCanvas
+    from liveaug.viewer.layers import default_layers
+
+    qt_app()
+    c = LiveCanvas(default_layers(), size=(2 * SIZE, 2 * SIZE))
+    c.scale_bar = False  # pixel-exact comparisons over the whole view
+    for layer in c.layers.values():
+        layer.visible = False
+    yield c
+    c.close()
+
+
+def _show(canvas, frame: Frame, result=None, clim=None):
+    canvas.set_frame(frame)
+    canvas.view.camera.rect = (0, 0, frame.shape[1], frame.shape[0])
+    lo, hi = clim or (float(np.percentile(frame.image, 1)), float(np.percentile(frame.image, 99)))
+    canvas.set_contrast((lo, hi))
+    if result is not None:
+        canvas.set_result(result)
+
+
+def _render(canvas) -> np.ndarray:
+    return canvas.render()[..., :3].astype(np.int16)
+
+
+def test_16_bit_data_reaches_the_shader_unscaled(canvas):
+    ramp = np.tile(np.linspace(0, 4095, SIZE).astype(np.uint16), (SIZE, 1))
+    frame = Frame(ramp, 0, 0, bit_depth=12)
+    _show(canvas, frame, clim=(0, 4095))
+    img = _render(canvas)
+    expected = np.round(ramp[0].astype(np.float64) / 4095 * 255)
+    got = img[SIZE, 1::2, 0]  # one canvas row, the centre pixel of each frame column
+    assert np.abs(got - expected)[:-1].max() <= 1.5  # (the view's last column is its border)
+    # a window inside the 12-bit range stretches it: 1000…1100 fills 0…255 (no 8-bit cast)
+    canvas.set_contrast((1000, 1100))
+    img = _render(canvas)
+    cols = np.flatnonzero((ramp[0] > 1010) & (ramp[0] < 1090))
+    assert cols.size and np.all(np.diff(img[SIZE, 2 * cols + 1, 0]) > 0)
+
+
+def test_textures_are_updated_in_place(canvas, frames):
+    _show(canvas, frames[0], truth_result(frames[0]))
+    canvas.render()
+    tex = canvas.composite.image.texture
+    allocations = canvas.composite.image.allocations
+    for f in frames[1:] * 3:
+        canvas.set_frame(f)
+        canvas.set_result(truth_result(f))
+        canvas.render()
+    assert canvas.composite.image.texture is tex
+    assert canvas.composite.image.allocations == allocations
+    assert canvas.composite.image.uploads >= allocations + 6
+    assert canvas.composite.labels.allocations == 2  # the 1x1 placeholder, then the labels
+
+
+def test_dapi_makes_nuclei_blue_and_off_restores_the_base_exactly(canvas, frames):
+    frame = frames[0]
+    _show(canvas, frame, truth_result(frame))
+    base = _render(canvas)
+    canvas.layers["dapi"].visible = True
+    on = _render(canvas)
+    nuclei = np.kron(frame.truth.nucleus_labels > 0, np.ones((2, 2), bool))
+    nuclei = cv2.erode(nuclei.astype(np.uint8), np.ones((5, 5), np.uint8)).astype(bool)
+    assert nuclei.sum() > 200
+    r, g, b = (on[..., i][nuclei].mean() for i in range(3))
+    assert b > r + 40 and b > g + 20, (r, g, b)
+    assert np.abs(on - base)[~nuclei].mean() < np.abs(on - base)[nuclei].mean() / 3
+    canvas.layers["dapi"].visible = False
+    assert np.array_equal(_render(canvas), base)
+
+
+def _edge_texels(labels: np.ndarray) -> np.ndarray:
+    """Label texels on a cell's inner border (the shader's 4-neighbour test)."""
+    p = np.pad(labels, 1, mode="edge")
+    c = p[1:-1, 1:-1]
+    differs = (p[1:-1, 2:] != c) | (p[1:-1, :-2] != c) | (p[2:, 1:-1] != c) | (p[:-2, 1:-1] != c)
+    return differs & (c > 0)
+
+
+def test_outlines_lie_on_the_truth_label_borders_in_phase_colours(canvas, frames):
+    from liveaug.viewer.layers import PHASE_COLORS
+
+    frame = frames[1]
+    result = truth_result(frame, scale=0.5)
+    _show(canvas, frame, result)
+    base = _render(canvas)
+    canvas.layers["outlines"].visible = True
+    on = _render(canvas)
+    labels = result.analysis.labels  # 64 x 64 label texels, 4 x 4 canvas pixels each
+    edges = _edge_texels(labels)
+    k = (2 * SIZE) // labels.shape[0]
+    centres = on[k // 2 :: k, k // 2 :: k]  # the canvas pixel at each texel's centre
+    changed = np.abs(on - base).max(axis=-1) > 8
+    edge_px = np.kron(edges, np.ones((k, k), bool))
+    assert edges.sum() > 100
+    assert changed[edge_px].mean() > 0.95  # borders drawn …
+    assert edge_px[changed].mean() > 0.97  # … and nothing else
+    phase_of = dict(
+        zip(result.analysis.cells["cell_id"], result.analysis.cells["phase"], strict=True)
+    )
+    want = np.array([PHASE_COLORS[phase_of[i]] for i in labels[edges]]) * 255
+    bad = np.abs(centres[edges] - want).max(axis=-1) > 2
+    assert not bad.any(), (labels[edges][bad], np.argwhere(edges)[bad], centres[edges][bad])
+    canvas.layers["outlines"].visible = False
+    assert np.array_equal(_render(canvas), base)
+
+
+def test_selected_cell_is_filled_and_found_under_the_cursor(canvas, frames):
+    frame = frames[1]
+    result = truth_result(frame, scale=0.5)
+    _show(canvas, frame, result)
+    canvas.layers["outlines"].visible = True
+    before = _render(canvas)
+    cells = result.analysis.cells
+    i = int(np.argmax(cells["area_px"]))
+    cid, x, y = int(cells["cell_id"][i]), float(cells["x"][i]), float(cells["y"][i])
+    assert canvas.cell_at(x, y) == cid
+    canvas.select(cid)
+    after = _render(canvas)
+    inside = np.kron(result.analysis.labels == cid, np.ones((4, 4), bool))
+    changed = np.abs(after - before).max(axis=-1) > 8
+    assert changed[inside].mean() > 0.5 and not changed[~inside].any()
+
+
+def test_apoptosis_tints_only_where_probability_is_high(canvas, frames):
+    frame = frames[0]
+    p = np.zeros((SIZE // 2, SIZE // 2), np.float32)
+    p[8:24, 8:24] = 1.0
+    pred = Prediction(frame.index, {"apoptosis": p}, 0.5, {"apoptosis": "test"}, "CPU")
+    empty = Analysis(
+        frame.index, np.zeros_like(p, np.uint32), np.zeros_like(p, np.uint32), CellTable({})
+    )
+    _show(canvas, frame, Result(frame, 0, pred, empty, {}, 0.0, 0))
+    base = _render(canvas)
+    canvas.layers["apoptosis"].visible = True
+    on = _render(canvas)
+    inside = np.zeros((2 * SIZE, 2 * SIZE), bool)
+    inside[8 * 4 + 4 : 24 * 4 - 4, 8 * 4 + 4 : 24 * 4 - 4] = True
+    far = np.ones_like(inside)
+    far[8 * 4 - 8 : 24 * 4 + 8, 8 * 4 - 8 : 24 * 4 + 8] = False
+    d = on - base
+    assert d[inside][:, 0].mean() > 20 and d[inside][:, 2].mean() < 0
+    assert np.array_equal(on[far], base[far])

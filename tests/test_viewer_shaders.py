@@ -1,0 +1,56 @@
+"""GLSL files and their loader, without GL: found, documented, specialised per feature."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from liveaug.errors import LiveaugError
+from liveaug.viewer.shaders import load_shader, resolve_conditionals, shader_dir, template_variables
+
+FEATURES = ("GAMMA", "STAIN0", "STAIN1", "STAIN2", "STAIN3", "APOPTOSIS", "OUTLINES", "MAPS")
+
+
+def _code(source: str) -> str:
+    return "\n".join(line.split("//")[0] for line in source.splitlines())
+
+
+def test_every_shader_is_ascii_and_its_header_lists_its_template_variables():
+    files = sorted(shader_dir().glob("*.glsl"))
+    assert {f.name for f in files} >= {"composite.vert.glsl", "composite.frag.glsl"}
+    for f in files:
+        text = f.read_text(encoding="utf-8")
+        assert text.isascii(), f"{f.name}: Mesa rejects non-ASCII, even in comments"
+        header = "\n".join(line for line in text.splitlines() if line.startswith("//"))
+        assert "Template variables:" in header, f.name
+        code = "\n".join(line.split("//")[0] for line in text.splitlines())
+        for var in template_variables(code):
+            assert f"${var}" in header, f"{f.name}: ${var} not listed in its header"
+
+
+def test_includes_are_inlined_and_features_switched_at_link_time():
+    plain = _code(load_shader("composite.frag.glsl"))
+    assert "#include" not in plain and "window_linear" in plain
+    assert "u_stain0" not in plain and "u_labels" not in plain and "u_gamma" not in plain
+    full = _code(load_shader("composite.frag.glsl", frozenset(FEATURES)))
+    assert "#ifdef" not in full and "#endif" not in full
+    for name in ("u_stain0", "u_stain3", "u_apop", "u_labels", "u_lut", "u_gamma", "is_edge"):
+        assert name in full
+    header = shader_dir().joinpath("composite.frag.glsl").read_text()
+    used = set(re.findall(r"#ifn?def (\w+)", header))
+    assert used == set(FEATURES)
+    documented = "\n".join(line for line in header.splitlines() if line.startswith("//"))
+    for feature in FEATURES:
+        assert re.search(rf"\b{feature}\b", documented), f"feature {feature} not in the header"
+
+
+def test_conditionals_nest_and_bad_blocks_are_reported():
+    src = "a\n#ifdef X\nb\n#ifndef Y\nc\n#else\nd\n#endif\n#endif\ne\n"
+    assert resolve_conditionals(src, set()) == "a\ne\n"
+    assert resolve_conditionals(src, {"X"}) == "a\nb\nc\ne\n"
+    assert resolve_conditionals(src, {"X", "Y"}) == "a\nb\nd\ne\n"
+    with pytest.raises(LiveaugError):
+        resolve_conditionals("#ifdef X\n", set())
+    with pytest.raises(LiveaugError):
+        resolve_conditionals("#endif\n", set())
