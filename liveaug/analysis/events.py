@@ -15,8 +15,8 @@ Rules live in a small YAML file (``liveaug/analysis/rules.yaml`` is the default)
         actions: [log]
       - name: translocation        # a reporter moving into the nucleus
         column: reporter_nc_ratio
-        above: 1.3
-        rise: 2.0                  # and ≥ 2 × the cell's own earlier median
+        above: 1.5
+        rise: 2.0                  # and ≥ 2 × the cell's own earlier median (≥ 3 frames of it)
         actions: [log, snapshot, hook]
         hook: mypackage.hooks:zoom_on_cell
 
@@ -63,6 +63,9 @@ class Rule:
     frames: int = 1
     rise: float | None = None
     baseline_frames: int = 10
+    baseline_min: int = 3
+    """With ``rise``: observations outside the state needed before the cell may fire (a track
+    that has just started — often a segmentation glitch — has no baseline yet)."""
     entry: bool = True
     actions: tuple[str, ...] = ("log",)
     hook: str | None = None
@@ -226,7 +229,8 @@ class RuleEngine:
                 hit = bool(ok[i])
                 v = values[i]
                 if hit and rule.rise is not None:
-                    base = np.nanmedian(st.history) if st.history else np.nan
+                    enough = len(st.history) >= rule.baseline_min
+                    base = np.nanmedian(st.history) if enough else np.nan
                     hit = bool(np.isfinite(base) and base > 0 and float(v) >= rule.rise * base)
                 if hit:
                     st.run += 1
