@@ -1,0 +1,71 @@
+"""Record while viewing: a recorder the pipeline always has, writing only while switched on."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+from liveaug.frame import Frame
+from liveaug.session import SessionWriter
+from liveaug.sources.base import SourceInfo
+
+
+class SwitchableRecorder:
+    """Pipeline ``Recorder`` that appends to a session between :meth:`start` and :meth:`stop`.
+
+    ``append`` runs on the pipeline's recorder thread; start/stop on the GUI thread. The writer
+    is closed on stop (its parquet summaries written), so every recording is a complete session.
+    """
+
+    def __init__(self, info: SourceInfo | None = None) -> None:
+        self.info = info
+        self._lock = threading.Lock()
+        self._writer: SessionWriter | None = None
+        self.path: Path | None = None
+        self.frames = 0
+
+    @property
+    def recording(self) -> bool:
+        """True while frames are being written."""
+        return self._writer is not None
+
+    def start(self, path: str | Path, *, overwrite: bool = False) -> None:
+        """Begin a new session at ``path`` (needs ``info`` from the opened source)."""
+        if self.info is None:
+            raise RuntimeError("start the source before recording")
+        info = self.info
+        writer = SessionWriter(
+            path,
+            shape=info.shape,
+            dtype=info.dtype,
+            bit_depth=info.bit_depth,
+            pixel_size_um=info.pixel_size_um,
+            channel_names=info.channel_names,
+            truth=info.has_truth,
+            metadata={"source": info.name, **info.settings},
+            overwrite=overwrite,
+        )
+        with self._lock:
+            old, self._writer = self._writer, writer
+            self.path, self.frames = Path(path), 0
+        if old is not None:
+            old.close()
+
+    def stop(self) -> Path | None:
+        """Stop writing and close the session; returns its path."""
+        with self._lock:
+            writer, self._writer = self._writer, None
+        if writer is not None:
+            writer.close()
+        return self.path
+
+    def append(self, frame: Frame) -> None:
+        """Write ``frame`` when recording (called by the pipeline's recorder thread)."""
+        with self._lock:
+            if self._writer is not None:
+                self._writer.append(frame)
+                self.frames += 1
+
+    def close(self) -> None:
+        """End of the pipeline: finish any recording."""
+        self.stop()
