@@ -132,7 +132,9 @@ class Tracker:
         n_cur = len(area) + 1
         n_prev = len(self._prev_ids)
         key = prev.astype(np.int64).ravel() * n_cur + cur.astype(np.int64).ravel()
-        u, c = np.unique(key, return_counts=True)
+        counts = np.bincount(key, minlength=n_prev * n_cur)  # dense contingency, ~150²
+        u = np.flatnonzero(counts)
+        c = counts[u]
         pi, ci = u // n_cur, u % n_cur
         sel = (pi > 0) & (ci > 0)
         pi, ci, c = pi[sel], ci[sel], c[sel].astype(np.float64)
