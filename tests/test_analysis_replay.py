@@ -79,6 +79,17 @@ def test_replay_headless_writes_every_frame_with_units(session, tmp_path, capsys
     assert ev.exists()
 
 
+def test_replay_puts_snapshots_beside_its_outputs(session, tmp_path):
+    csv = tmp_path / "run.csv"
+    rules = tmp_path / "r.yaml"
+    rules.write_text(
+        "rules:\n  - {name: any, column: area_px, above: 0, entry: false, actions: [snapshot]}\n"
+    )
+    args = ["replay", str(session), "--headless", "--maps", "truth", "--readouts", str(csv)]
+    assert main([*args, "--rules", str(rules), "--frames", "1"]) == 0
+    assert any((tmp_path / "run_snapshots").glob("frame*_any.npz"))
+
+
 def test_replay_needs_an_output_and_truth_maps_need_truth(session, capsys):
     assert main(["replay", str(session), "--headless"]) == 2
     assert "--readouts" in capsys.readouterr().err

@@ -66,7 +66,7 @@ class Analyzer:
             rules, settings = load_rules(rules)
         self.rules = RuleEngine(
             list(rules),
-            snapshot_dir=snapshot_dir or settings.get("snapshot_dir", "snapshots"),
+            snapshot_dir=snapshot_dir or settings.get("snapshot_dir"),
             hooks=hooks,
             sink=event_sink,
         )

@@ -2,7 +2,7 @@
 
 Rules live in a small YAML file (``liveaug/analysis/rules.yaml`` is the default)::
 
-    snapshot_dir: snapshots
+    snapshot_dir: snapshots        # optional; without it snapshots are skipped
     rules:
       - name: apoptosis            # p_apoptosis above 0.8 for 3 frames in a row
         column: p_apoptosis
@@ -170,7 +170,7 @@ class RuleEngine:
     ----------
     rules : list of Rule
     snapshot_dir : path, optional
-        Where ``snapshot`` writes (created on first use).
+        Where ``snapshot`` writes (created on first use); None skips snapshots (logged once).
     hooks : dict, optional
         Hooks by the name a rule's ``hook`` gives (otherwise imported from ``module:function``).
     sink : callable, optional
@@ -181,12 +181,12 @@ class RuleEngine:
         self,
         rules: list[Rule],
         *,
-        snapshot_dir: str | Path = "snapshots",
+        snapshot_dir: str | Path | None = None,
         hooks: dict[str, Hook] | None = None,
         sink: Callable[[dict[str, Any]], None] | None = None,
     ) -> None:
         self.rules = rules
-        self.snapshot_dir = Path(snapshot_dir)
+        self.snapshot_dir = Path(snapshot_dir) if snapshot_dir is not None else None
         self.hooks: dict[str, Hook] = dict(hooks or {})
         for r in rules:
             if r.hook and r.hook not in self.hooks and "hook" in r.actions:
@@ -278,7 +278,11 @@ class RuleEngine:
             )
             if self.sink is not None:
                 self.sink(event_record(ev))
-        if "snapshot" in rule.actions:
+        if "snapshot" in rule.actions and self.snapshot_dir is None:
+            if "snapshot" not in self._missing:
+                self._missing.add("snapshot")
+                log.info("snapshots skipped: no snapshot directory configured")
+        elif "snapshot" in rule.actions:
             try:
                 save_snapshot(self.snapshot_dir, ev, frame, prediction, labels)
             except OSError as exc:

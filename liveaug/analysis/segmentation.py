@@ -7,10 +7,12 @@ in the models' physical output units (virtual DAPI 1.0 ≈ a G1 nucleus' peak, v
 
 Steps, each cheap at 256²:
 
-1. smoothed DAPI above ``nucleus_threshold`` → nuclear mask; a closing of ``fragment_merge_um``
-   joins the pieces of one nucleus (condensed mitotic chromosomes, apoptotic fragments), so they
-   seed one cell, not five;
-2. smoothed membrane above ``foreground_threshold`` (or nuclear) → foreground;
+1. smoothed DAPI above ``nucleus_threshold`` (Otsu's, by default) → nuclear mask; a closing
+   of ``fragment_merge_um`` joins the pieces of one nucleus (condensed mitotic chromosomes,
+   apoptotic fragments), so they seed one cell, not five;
+2. smoothed membrane above ``foreground_threshold`` (or nuclear) → foreground; by default a
+   fraction of the cytoplasm level, measured as the median membrane signal over the nuclei, so a
+   model whose stains come out dimmer or brighter is segmented alike;
 3. watershed of the membrane map from the nuclear seeds inside the foreground: borders settle on
    membrane ridges, which also splits touching cells in confluent fields;
 4. neighbours whose shared border carries no membrane (mean below ``merge_membrane``) are one cell
@@ -36,18 +38,24 @@ class SegmentParams:
 
     nucleus_sigma_um: float = 1.0
     """Gaussian smoothing of the virtual DAPI before thresholding."""
-    nucleus_threshold: float = 0.25
-    """Virtual DAPI level (1.0 ≈ G1 peak) above which a pixel is nuclear."""
+    nucleus_threshold: float | None = None
+    """Virtual DAPI level (1.0 ≈ G1 peak) above which a pixel is nuclear; None: Otsu's threshold
+    of the frame, kept within ``nucleus_threshold_range`` (robust to a model's gain)."""
+    nucleus_threshold_range: tuple[float, float] = (0.08, 0.5)
     nucleus_min_area_um2: float = 8.0
     """Smaller nuclear specks (after merging fragments) seed nothing."""
     fragment_merge_um: float = 1.5
     """Radius of the closing that joins fragments of one nucleus."""
     membrane_sigma_um: float = 1.0
     """Gaussian smoothing of the virtual membrane before the watershed."""
-    foreground_threshold: float = 0.12
-    """Virtual membrane level above which a pixel belongs to a cell (interior ≈ 0.35)."""
-    merge_membrane: float = 0.4
-    """Neighbouring regions whose shared border's mean membrane is below this are merged."""
+    foreground_threshold: float | None = None
+    """Virtual membrane level above which a pixel belongs to a cell; None:
+    ``foreground_fraction`` × the cytoplasm level (median membrane over the nuclei)."""
+    foreground_fraction: float = 0.35
+    merge_membrane: float | None = None
+    """Neighbouring regions whose shared border's mean membrane is below this are merged;
+    None: ``merge_ratio`` × the cytoplasm level (a border without membrane is no border)."""
+    merge_ratio: float = 1.15
     cell_min_area_um2: float = 60.0
     """Regions smaller than this are not cells (debris, noise)."""
 
@@ -94,7 +102,10 @@ def segment(
     d = _smooth(dapi, p.nucleus_sigma_um / px)
     m = _smooth(membrane, p.membrane_sigma_um / px)
 
-    nuc_mask = (d > p.nucleus_threshold).astype(np.uint8)
+    nuc_thr = p.nucleus_threshold
+    if nuc_thr is None:
+        nuc_thr = _otsu(d, *p.nucleus_threshold_range)
+    nuc_mask = (d > nuc_thr).astype(np.uint8)
     seed_mask = cv2.morphologyEx(nuc_mask, cv2.MORPH_CLOSE, _disk(p.fragment_merge_um / px))
     n_seeds, seeds = cv2.connectedComponents(seed_mask, connectivity=8, ltype=cv2.CV_32S)
     if n_seeds > 1:
@@ -106,16 +117,43 @@ def segment(
         seeds = lut[seeds]
         n_seeds = int(keep.sum()) + 1
 
-    fg = (m > p.foreground_threshold) | (nuc_mask > 0)
+    level = _cytoplasm_level(m, nuc_mask)
+    fg_thr = p.foreground_threshold
+    if fg_thr is None:
+        fg_thr = p.foreground_fraction * level
+    merge_thr = p.merge_membrane if p.merge_membrane is not None else p.merge_ratio * level
+    fg = (m > fg_thr) | (nuc_mask > 0)
     fg = cv2.morphologyEx(fg.astype(np.uint8), cv2.MORPH_OPEN, _disk(1.0 / px)) > 0
     fg |= seeds > 0
     labels = _watershed(m, seeds, fg, n_seeds)
 
-    labels = _merge_weak_borders(labels, m, p.merge_membrane)
+    labels = _merge_weak_borders(labels, m, merge_thr)
     labels = _add_unseeded(labels, fg, p.cell_min_area_um2 / px_area)
     labels, n = _drop_small(labels, p.cell_min_area_um2 / px_area)
     nuclei = np.where(nuc_mask > 0, labels, 0).astype(np.int32)
     return Segmentation(labels, nuclei, n)
+
+
+def _otsu(x: np.ndarray, lo: float, hi: float) -> float:
+    """Otsu's threshold of ``x`` (on 256 bins up to its 99.9th percentile), clamped to [lo, hi]."""
+    top = float(np.percentile(x, 99.9))
+    if not top > 0:
+        return hi
+    x8 = np.clip(x * (255.0 / top), 0, 255).astype(np.uint8)
+    t, _ = cv2.threshold(x8, 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
+    return float(np.clip(t * top / 255.0, lo, hi))
+
+
+#: Cytoplasm membrane level assumed when a frame has no nucleus to measure it on.
+_DEFAULT_CYTOPLASM = 0.36
+
+
+def _cytoplasm_level(m: np.ndarray, nuc_mask: np.ndarray) -> float:
+    """The faint cell-wide membrane signal: median of the membrane map over nuclear pixels."""
+    inside = m[nuc_mask > 0]
+    if inside.size < 20:
+        return _DEFAULT_CYTOPLASM
+    return max(float(np.median(inside)), 1e-3)
 
 
 def _watershed(m: np.ndarray, seeds: np.ndarray, fg: np.ndarray, n_seeds: int) -> np.ndarray:

@@ -25,7 +25,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "--snapshots",
         type=Path,
         metavar="DIR",
-        help="where snapshot actions write (default: rules')",
+        help="where snapshot actions write (default: OUT_snapshots beside the first output)",
     )
     p.add_argument("--model", action="append", help="model(s) to use (default: shipped)")
     p.add_argument(
