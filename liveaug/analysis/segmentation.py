@@ -165,8 +165,15 @@ def _watershed(m: np.ndarray, seeds: np.ndarray, fg: np.ndarray, n_seeds: int) -
         return watershed(m, seeds, mask=fg).astype(np.int32)
     hi = float(np.percentile(m[fg], 99.5)) if fg.any() else 1.0
     img = np.clip(m * (60000.0 / max(hi, 1e-6)), 0, 65535).astype(np.uint16)
-    img[~fg] = 65535
     markers = seeds.astype(np.int32, copy=True)
+    if BACKGROUND_COMPETES:
+        # background floods too, from where there is clearly no cell: the cell/background border
+        # then settles on the membrane ridge, not on the outer flank of its blur
+        markers[~fg] = n_seeds
+        out = ndi.watershed_ift(img, markers)
+        out[out == n_seeds] = 0
+        return out
+    img[~fg] = 65535
     markers[~fg] = -1
     out = ndi.watershed_ift(img, markers)
     out[out < 0] = 0
@@ -174,6 +181,7 @@ def _watershed(m: np.ndarray, seeds: np.ndarray, fg: np.ndarray, n_seeds: int) -
 
 
 USE_IFT = True
+BACKGROUND_COMPETES = True
 """False: use ``skimage.segmentation.watershed`` (slower, same idea) instead of the IFT."""
 
 
@@ -227,6 +235,8 @@ def _add_unseeded(labels: np.ndarray, fg: np.ndarray, min_area: float) -> np.nda
     rest = fg & (labels == 0)
     if not rest.any():
         return labels
+    # the blurred flank outside a cell's membrane is foreground the background flood took: thin
+    rest = cv2.morphologyEx(rest.astype(np.uint8), cv2.MORPH_OPEN, _disk(2.0)) > 0
     n, comp = cv2.connectedComponents(rest.astype(np.uint8), connectivity=4, ltype=cv2.CV_32S)
     if n <= 1:
         return labels
