@@ -24,6 +24,7 @@ COMMANDS: dict[str, str] = {
     "devices": "devices",
     "record": "record",
     "bench": "bench",
+    "batch": "batch",
     "models": "models",
     "train": "train",
     "replay": "replay",

@@ -1,0 +1,327 @@
+"""Re-analysis of many sessions on a Dask cluster (a local one by default).
+
+Each session is cut into frame ranges; a task predicts and analyses one range on a worker that
+loads the models once (a per-process cache, not per task) and writes the range's rows to its own
+Parquet file, atomically (temporary name, then rename). A rerun skips ranges already written; a
+task whose worker died is retried by Dask and, since a range file appears whole or not at all, no
+row is lost or written twice.
+
+Tracking needs history, so each range starts ``warmup`` frames early. Those frames are analysed
+again (not written as results) and their cells — segmented identically, frame for frame — are
+matched to the previous range's rows at the same frames, which carries the global cell ids
+across the boundary. Tracks born inside a range are numbered after every id used before it, in
+their order of birth, exactly as one sequential run numbers them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from liveaug.errors import LiveaugError
+
+#: Columns that identify the same cell in the same frame in two independent analyses.
+MATCH_COLUMNS = ("frame", "x", "y", "area_px")
+RANGES_DIR = "_ranges"
+
+
+@dataclass(frozen=True, slots=True)
+class RangeTask:
+    """One unit of work: frames ``[start, stop)`` of one session."""
+
+    session: str
+    name: str
+    start: int
+    stop: int
+    warmup: int
+    out: str
+    maps: str = "model"
+    models: tuple[str, ...] = ()
+    rules: str | None = None
+
+    @property
+    def part(self) -> Path:
+        """Where the range's rows go (local track ids, warm-up rows flagged)."""
+        return Path(self.out) / RANGES_DIR / self.name / f"{self.start:07d}-{self.stop:07d}.parquet"
+
+
+# -- on the worker ---------------------------------------------------------------------------------
+_ENGINES: dict[tuple[Any, ...], Any] = {}
+"""Per-process predictor cache: a worker loads each model set once, whatever the task count."""
+
+
+def _predictor(task: RangeTask, metadata: dict[str, Any]) -> tuple[Any, bool]:
+    from liveaug.analysis.batch import make_predictor
+
+    key = (
+        task.maps,
+        task.models,
+        json.dumps(metadata.get("simulation"), sort_keys=True) if task.maps == "truth" else None,
+    )
+    loaded = key not in _ENGINES
+    if loaded:
+        _ENGINES[key] = make_predictor(
+            task.maps, models=list(task.models) or None, metadata=metadata
+        )
+    return _ENGINES[key], loaded
+
+
+def run_range(task: RangeTask) -> dict[str, Any]:
+    """Predict and analyse one range (plus its warm-up); write its rows; return a summary."""
+    from liveaug.analysis.analyzer import Analyzer
+    from liveaug.session import Session
+
+    if task.part.exists():
+        return {"start": task.start, "skipped": True, "pid": os.getpid()}
+    t0 = time.perf_counter()
+    session = Session.open(task.session)
+    predictor, loaded = _predictor(task, session.metadata)
+    analyzer = Analyzer(rules=task.rules)
+    tables, events = [], []
+    units: dict[str, str] = {}
+    predict_ms, analyze_ms = [], []
+    for i in range(max(0, task.start - task.warmup), task.stop):
+        frame = session.frame(i)
+        a = time.perf_counter_ns()
+        prediction = predictor.predict(frame, analyzer.required_roles)
+        b = time.perf_counter_ns()
+        result = analyzer.analyze(frame, prediction)
+        c = time.perf_counter_ns()
+        df = result.cells.to_pandas()
+        units.update(result.cells.units)
+        df["warmup"] = i < task.start
+        tables.append(df)
+        if i >= task.start:
+            predict_ms.append((b - a) / 1e6)
+            analyze_ms.append((c - b) / 1e6)
+            events.extend(
+                {
+                    "frame": e.frame_index,
+                    "cell_id": e.cell_id,
+                    "rule": e.rule,
+                    "x": e.x,
+                    "y": e.y,
+                    "message": e.message,
+                }
+                for e in result.events
+            )
+    rows = pd.concat(tables, ignore_index=True) if tables else pd.DataFrame()
+    task.part.parent.mkdir(parents=True, exist_ok=True)
+    tmp = task.part.with_suffix(f".{os.getpid()}.partial")
+    rows.to_parquet(tmp, index=False)
+    Path(tmp.with_suffix(".units.json")).write_text(json.dumps(units))
+    os.replace(tmp.with_suffix(".units.json"), task.part.with_suffix(".units.json"))
+    Path(tmp.with_suffix(".events.json")).write_text(json.dumps(events))
+    os.replace(tmp.with_suffix(".events.json"), task.part.with_suffix(".events.json"))
+    os.replace(tmp, task.part)  # the range exists only once it is complete
+    return {
+        "start": task.start,
+        "skipped": False,
+        "pid": os.getpid(),
+        "loaded_models": loaded,
+        "frames": task.stop - task.start,
+        "seconds": time.perf_counter() - t0,
+        "predict_ms": float(np.median(predict_ms)) if predict_ms else 0.0,
+        "analyze_ms": float(np.median(analyze_ms)) if analyze_ms else 0.0,
+    }
+
+
+# -- on the client ---------------------------------------------------------------------------------
+def plan(
+    sessions: Sequence[Path],
+    out: Path,
+    *,
+    chunk: int,
+    warmup: int,
+    maps: str,
+    models: Sequence[str],
+    rules: str | None,
+) -> list[RangeTask]:
+    """Cut every session into ranges of ``chunk`` frames."""
+    from liveaug.session import Session
+
+    if chunk <= warmup:
+        raise LiveaugError(
+            f"--chunk {chunk} must be larger than the warm-up ({warmup} frames)",
+            "use a larger --chunk",
+        )
+    tasks = []
+    names = set()
+    for path in sessions:
+        n = Session.open(path).n_frames
+        name = Path(path).name.removesuffix(".ome.zarr").removesuffix(".zarr")
+        if name in names:
+            raise LiveaugError(
+                f"two sessions are named {name!r}", "give sessions distinct folder names"
+            )
+        names.add(name)
+        tasks += [
+            RangeTask(
+                str(path), name, s, min(s + chunk, n), warmup, str(out), maps, tuple(models), rules
+            )
+            for s in range(0, n, chunk)
+        ]
+    return tasks
+
+
+def stitch(parts: Sequence[RangeTask]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """One session's ranges, in order → rows and events with the ids a sequential run gives."""
+    rows_out, events_out = [], []
+    prev: pd.DataFrame | None = None
+    next_id = 1
+    for task in parts:
+        rows = pd.read_parquet(task.part)
+        events = pd.DataFrame(
+            json.loads(task.part.with_suffix(".events.json").read_text()),
+            columns=["frame", "cell_id", "rule", "x", "y", "message"],
+        )
+        mapping: dict[int, int] = {}
+        parent_of: dict[int, int] = {}
+        if prev is not None and len(rows):
+            warm = rows[rows["warmup"]]
+            ref = prev[[*MATCH_COLUMNS, "cell_id", "parent_id"]].rename(
+                columns={"cell_id": "cell_id_global", "parent_id": "parent_id_global"}
+            )
+            hit = warm.merge(ref, on=list(MATCH_COLUMNS), how="inner")
+            for lid, gid, gpid in zip(
+                hit["cell_id"], hit["cell_id_global"], hit["parent_id_global"], strict=True
+            ):
+                mapping[int(lid)] = int(gid)  # later frames overwrite earlier: latest wins
+                parent_of[int(gid)] = int(gpid)
+        kept = rows[~rows["warmup"]].copy()
+        born = sorted(set(kept["cell_id"].astype(int)) - set(mapping))
+        for lid in born:
+            mapping[lid] = next_id
+            next_id += 1
+        gids = np.array([mapping[int(i)] for i in kept["cell_id"]], np.int64)
+        lpar = kept["parent_id"].to_numpy()
+        gpar = np.array([mapping.get(int(p), 0) if p > 0 else 0 for p in lpar], np.int64)
+        keep_parent = np.array([parent_of.get(int(g), -1) for g in gids], np.int64)
+        kept["cell_id"] = gids
+        kept["parent_id"] = np.where(keep_parent >= 0, keep_parent, gpar)
+        kept = kept.drop(columns="warmup")
+        if len(events):
+            events["cell_id"] = [mapping.get(int(i), 0) for i in events["cell_id"]]
+        rows_out.append(kept)
+        events_out.append(events)
+        prev = kept if prev is None else pd.concat([prev, kept], ignore_index=True)
+        next_id = max(next_id, int(gids.max()) + 1 if len(gids) else next_id)
+    rows_all = pd.concat(rows_out, ignore_index=True) if rows_out else pd.DataFrame()
+    events_all = pd.concat(events_out, ignore_index=True) if events_out else pd.DataFrame()
+    return rows_all, events_all
+
+
+@dataclass(frozen=True, slots=True)
+class BatchSummary:
+    """What a batch run did, per session and in all."""
+
+    sessions: dict[str, dict[str, Any]]
+    frames: int
+    ranges: int
+    skipped: int
+    workers: int
+    seconds: float
+    frames_per_s: float
+    model_loads: int
+
+    def to_json(self) -> str:
+        """Pretty JSON for ``summary.json``."""
+        return json.dumps(asdict(self), indent=2)
+
+
+def run_batch(
+    sessions: Sequence[Path],
+    out: Path,
+    *,
+    scheduler: str | None = None,
+    workers: int = 2,
+    chunk: int = 50,
+    warmup: int = 6,
+    maps: str = "model",
+    models: Sequence[str] = (),
+    rules: str | None = None,
+    progress: bool = True,
+) -> BatchSummary:
+    """Run every range on Dask, then stitch and write ``out/readouts/session=…/``."""
+    from distributed import Client, LocalCluster, as_completed
+
+    from liveaug.analysis.table import write_parquet
+    from liveaug.frame import CellTable
+    from liveaug.progress import progress as bar_for
+
+    out = Path(out)
+    tasks = plan(sessions, out, chunk=chunk, warmup=warmup, maps=maps, models=models, rules=rules)
+    t0 = time.perf_counter()
+    cluster = None
+    if scheduler:
+        client = Client(scheduler)
+    else:
+        cluster = LocalCluster(
+            n_workers=workers,
+            threads_per_worker=1,
+            processes=True,
+            dashboard_address=None,
+            silence_logs=40,
+        )
+        client = Client(cluster)
+    try:
+        n_workers = len(client.scheduler_info()["workers"])
+        futures = client.map(run_range, tasks, retries=3, pure=False)
+        results = []
+        size = {id(f): t.stop - t.start for f, t in zip(futures, tasks, strict=True)}
+        with bar_for(sum(size.values()), "batch") as bar:
+            bar.disable = not progress
+            for fut in as_completed(futures):
+                results.append(fut.result())
+                bar.update(size[id(fut)])
+    finally:
+        client.close()
+        if cluster is not None:
+            cluster.close()
+    by_session: dict[str, list[RangeTask]] = {}
+    for t in tasks:
+        by_session.setdefault(t.name, []).append(t)
+    summary_sessions = {}
+    for name, parts in by_session.items():
+        rows, events = stitch(parts)
+        folder = out / "readouts" / f"session={name}"
+        folder.mkdir(parents=True, exist_ok=True)
+        units = json.loads(parts[0].part.with_suffix(".units.json").read_text())
+        table = CellTable({c: rows[c].to_numpy() for c in rows.columns}, units)
+        write_parquet(
+            table,
+            folder / "cells.parquet",
+            extra={"session": parts[0].session, "maps": maps, "batch": True},
+        )
+        ev_folder = out / "events" / f"session={name}"
+        ev_folder.mkdir(parents=True, exist_ok=True)
+        events.to_parquet(ev_folder / "events.parquet", index=False)
+        summary_sessions[name] = {
+            "frames": int(parts[-1].stop),
+            "cells": len(rows),
+            "events": len(events),
+            "tracks": int(rows["cell_id"].nunique()) if len(rows) else 0,
+        }
+    done = [r for r in results if not r["skipped"]]
+    frames = sum(r["frames"] for r in done)
+    seconds = time.perf_counter() - t0
+    summary = BatchSummary(
+        sessions=summary_sessions,
+        frames=frames,
+        ranges=len(tasks),
+        skipped=len(results) - len(done),
+        workers=n_workers,
+        seconds=seconds,
+        frames_per_s=frames / seconds if seconds else 0.0,
+        model_loads=sum(bool(r.get("loaded_models")) for r in done),
+    )
+    (out / "summary.json").write_text(summary.to_json())
+    return summary
