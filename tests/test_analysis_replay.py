@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import time
 
 import numpy as np
 import pandas as pd
@@ -121,3 +122,26 @@ def test_headless_replay_imports_no_gui(session, tmp_path):
         "assert not bad, bad\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True, capture_output=True)
+
+
+def test_analyzer_runs_in_the_live_pipeline():
+    from liveaug.analysis import Analyzer
+    from liveaug.analysis.truthmaps import TruthPredictor
+    from liveaug.frame import Analysis
+    from liveaug.pipeline import Pipeline
+
+    cfg = SimulationConfig(height=128, width=128, seed=2)
+    results = []
+    pipe = Pipeline(
+        SimulatedMicroscope(cfg, fps=20.0), predictor=TruthPredictor(), analyzer=Analyzer(rules=[])
+    )
+    pipe.result_ready.connect(results.append)
+    with pipe:
+        deadline = time.monotonic() + 10
+        while len(results) < 3 and time.monotonic() < deadline:
+            time.sleep(0.02)
+    assert len(results) >= 3 and pipe.counts["errors"] == 0
+    a = results[-1].analysis
+    assert isinstance(a, Analysis) and len(a.cells) > 0
+    assert set(np.unique(a.labels)) - {0} == set(a.cells["cell_id"].tolist())
+    assert any(k.startswith("analyze:segment") for k in results[-1].timings_ms)
