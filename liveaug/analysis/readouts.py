@@ -69,13 +69,15 @@ def _sums(labels: np.ndarray, weights: np.ndarray | None, n: int) -> np.ndarray:
 
 
 @functools.lru_cache(maxsize=4)
-def _grid(shape: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
-    """Flattened row and column coordinates of every pixel (cached per shape)."""
+def _grid(shape: tuple[int, int]) -> tuple[np.ndarray, ...]:
+    """Flattened y, x, y², x², xy of every pixel (cached per shape: moments are bincounts)."""
     h, w = shape
     yy = np.repeat(np.arange(h, dtype=np.float64), w)
     xx = np.tile(np.arange(w, dtype=np.float64), h)
-    yy.flags.writeable = xx.flags.writeable = False
-    return yy, xx
+    out = (yy, xx, yy * yy, xx * xx, xx * yy)
+    for a in out:
+        a.flags.writeable = False
+    return out
 
 
 def shape_features(labels: np.ndarray, n: int) -> dict[str, np.ndarray]:
@@ -85,14 +87,14 @@ def shape_features(labels: np.ndarray, n: int) -> dict[str, np.ndarray]:
     area of the convex hull of the region's pixel squares.
     """
     lab = labels.ravel()
-    yy, xx = _grid(labels.shape)
+    yy, xx, y2, x2, xy = _grid(labels.shape)
     a = np.bincount(lab, minlength=n).astype(np.float64)
     safe = np.maximum(a, 1)
     sy = np.bincount(lab, yy, n) / safe
     sx = np.bincount(lab, xx, n) / safe
-    myy = np.bincount(lab, yy * yy, n) / safe - sy * sy
-    mxx = np.bincount(lab, xx * xx, n) / safe - sx * sx
-    mxy = np.bincount(lab, xx * yy, n) / safe - sx * sy
+    myy = np.bincount(lab, y2, n) / safe - sy * sy
+    mxx = np.bincount(lab, x2, n) / safe - sx * sx
+    mxy = np.bincount(lab, xy, n) / safe - sx * sy
     # eigenvalues of the inertia tensor [[myy, -mxy], [-mxy, mxx]]
     tr, det = myy + mxx, myy * mxx - mxy * mxy
     disc = np.sqrt(np.maximum(tr * tr / 4 - det, 0))
@@ -133,14 +135,29 @@ def _solidity(labels: np.ndarray, area: np.ndarray, n: int) -> np.ndarray:
     bounds = np.searchsorted(ls[order], np.arange(n + 1))
     out = np.ones(n, np.float64)
     hull_fn, area_fn = cv2.convexHull, cv2.contourArea
+    which, hulls, areas = [], [], []
     for i in range(1, n):
         lo, hi = bounds[i], bounds[i + 1]
         if hi <= lo:
             continue
-        hull = hull_fn(pts_all[lo:hi])[:, 0, :]
-        step = int(np.abs(hull - np.roll(hull, 1, axis=0)).sum())
-        hull_area = area_fn(hull) + 0.5 * float(step) + 1.0
-        out[i] = min(1.0, area[i] / hull_area)
+        hull = hull_fn(pts_all[lo:hi])
+        which.append(i)
+        hulls.append(hull[:, 0, :])
+        areas.append(area_fn(hull))
+    if not hulls:
+        return out
+    # L1 perimeter of every hull at once: each vertex to the next, the last back to the first
+    sizes = np.array([len(h) for h in hulls])
+    v = np.concatenate(hulls).astype(np.int64)
+    start = np.repeat(np.cumsum(sizes) - sizes, sizes)
+    nxt = np.arange(len(v)) + 1
+    wrap = nxt == np.repeat(np.cumsum(sizes), sizes)
+    nxt[wrap] = start[wrap]
+    step = np.abs(v[nxt] - v).sum(1)
+    l1 = np.bincount(np.repeat(np.arange(len(hulls)), sizes), weights=step, minlength=len(hulls))
+    idx = np.array(which)
+    hull_area = np.array(areas) + 0.5 * l1 + 1.0
+    out[idx] = np.minimum(1.0, area[idx] / hull_area)
     return out
 
 
