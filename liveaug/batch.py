@@ -231,6 +231,9 @@ class BatchSummary:
     seconds: float
     frames_per_s: float
     model_loads: int
+    predict_ms: float
+    """Median per-frame prediction time on the workers."""
+    analyze_ms: float
 
     def to_json(self) -> str:
         """Pretty JSON for ``summary.json``."""
@@ -322,6 +325,8 @@ def run_batch(
         seconds=seconds,
         frames_per_s=frames / seconds if seconds else 0.0,
         model_loads=sum(bool(r.get("loaded_models")) for r in done),
+        predict_ms=float(np.median([r["predict_ms"] for r in done])) if done else 0.0,
+        analyze_ms=float(np.median([r["analyze_ms"] for r in done])) if done else 0.0,
     )
     (out / "summary.json").write_text(summary.to_json())
     return summary

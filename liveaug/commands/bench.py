@@ -25,6 +25,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         action="append",
         help="run only this section (repeatable); default: all",
     )
+    p.add_argument(
+        "--batch",
+        action="store_true",
+        help="batch throughput with 1 and 2 Dask workers (same as --only batch)",
+    )
     p.add_argument("--sizes", type=int, nargs="+", default=[512], help="frame sizes (px)")
     p.add_argument("--frames", type=int, default=40, help="frames timed per case")
     p.add_argument(
@@ -60,7 +65,7 @@ def _print_table(section: str, results: dict[str, Any]) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Run the chosen sections in one process so ratios compare like with like."""
-    sections = args.only or list(SECTIONS)
+    sections = args.only or (["batch"] if args.batch else list(SECTIONS))
     report: dict[str, Any] = {
         "machine": {
             "cpu": _cpu_model(),
@@ -105,6 +110,13 @@ def run(args: argparse.Namespace) -> int:
                     "targets": res["targets"],
                 },
             )
+    if "batch" in sections:
+        from liveaug.bench.batch import batch_benchmarks
+
+        report["batch"] = batch_benchmarks(size=args.sizes[0])
+        _print_table(
+            f"batch on a local Dask cluster, {args.sizes[0]}x{args.sizes[0]}", report["batch"]
+        )
     if args.json:
         args.json.write_text(json.dumps(report, indent=2))
         print(f"\nwrote {args.json}")
