@@ -66,9 +66,21 @@ def run(args: argparse.Namespace) -> int:
         if isinstance(value, float):
             shown = "nan" if math.isnan(value) else f"{value:.4g}"
             print(f"  {name:<50} {shown:>10}  {verdict(name, value)}")
-        elif name not in ("maps", "session", "models"):
+        elif name not in ("maps", "session", "models", "dna_histogram"):
             print(f"  {name:<50} {value:>10}")
+    _print_histogram(figures["dna_histogram"])
     if args.json:
         args.json.write_text(json.dumps(figures, indent=2))
         print(f"wrote {args.json}")
     return 0
+
+
+def _print_histogram(h: dict) -> None:
+    """DNA content (integrated virtual DAPI / G1 peak) as a text bar chart: G1 and G2 peaks."""
+    counts, edges = h.get("counts", []), h.get("edges", [])
+    if not counts:
+        return
+    print("  DNA content (integrated virtual DAPI / G1 peak):")
+    top = max(counts) or 1
+    for c, lo, hi in zip(counts, edges[:-1], edges[1:], strict=True):
+        print(f"    {lo:4.2f}-{hi:4.2f} {'#' * round(40 * c / top):<40} {c}")
