@@ -45,6 +45,7 @@ from zarr.storage import LocalStore
 from liveaug import __version__
 from liveaug.errors import SessionError
 from liveaug.frame import Frame, Truth
+from liveaug.sources.base import SourceInfo
 
 __all__ = ["FORMAT_VERSION", "TRUTH_CHANNELS", "Session", "SessionError", "SessionWriter"]
 
@@ -164,6 +165,36 @@ class SessionWriter:
 
         _prepare_path(self.path, overwrite)
         self._create()
+
+    @classmethod
+    def for_source(
+        cls,
+        path: str | os.PathLike[str],
+        info: SourceInfo,
+        *,
+        truth: bool | None = None,
+        frame_interval_s: float | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        overwrite: bool = False,
+    ) -> SessionWriter:
+        """A writer laid out for what an opened source delivers (shape, bits, channels, truth).
+
+        ``metadata`` is stored beside the source's name and its own settings (camera, simulator).
+        """
+        if frame_interval_s is None and info.frame_rate_hz:
+            frame_interval_s = 1.0 / info.frame_rate_hz
+        return cls(
+            path,
+            shape=info.shape,
+            dtype=info.dtype,
+            bit_depth=info.bit_depth,
+            pixel_size_um=info.pixel_size_um,
+            channel_names=info.channel_names,
+            truth=info.has_truth if truth is None else truth,
+            frame_interval_s=frame_interval_s,
+            metadata={"source": info.name, **info.settings, **(metadata or {})},
+            overwrite=overwrite,
+        )
 
     # -- creation ---------------------------------------------------------------------------
 

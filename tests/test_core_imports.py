@@ -11,12 +11,13 @@ GUI_MODULES = ("PyQt6", "vispy", "PyQt5", "PySide6")
 def _loaded_after(code: str) -> set[str]:
     probe = (
         f"{code}\nimport sys\n"
-        f"print(' '.join(m for m in {GUI_MODULES!r} if m in sys.modules))"
+        f"print('LOADED:', *(m for m in {GUI_MODULES!r} if m in sys.modules))"
     )
     out = subprocess.run(
         [sys.executable, "-c", probe], capture_output=True, text=True, check=True, timeout=120
     )
-    return set(out.stdout.split())
+    last = [line for line in out.stdout.splitlines() if line.startswith("LOADED:")][-1]
+    return set(last.split()[1:])
 
 
 def test_import_liveaug_pulls_in_no_gui():

@@ -40,17 +40,7 @@ def make_bench_session(folder: Path, size: int, frames: int, seed: int = 0) -> P
         pass
     sim = SimulatedMicroscope(SimulationConfig(height=size, width=size, seed=seed), fps=None)
     info = sim.open()
-    with SessionWriter(
-        path,
-        shape=info.shape,
-        dtype=info.dtype,
-        bit_depth=info.bit_depth,
-        pixel_size_um=info.pixel_size_um,
-        truth=True,
-        frame_interval_s=1 / 30,
-        metadata={"source": info.name},
-        overwrite=True,
-    ) as w:
+    with SessionWriter.for_source(path, info, frame_interval_s=1 / 30, overwrite=True) as w:
         for _ in range(frames):
             w.append(sim.read())
     return path

@@ -102,17 +102,8 @@ def run(args: argparse.Namespace) -> int:
     sim = SimulatedMicroscope(config)
     info = sim.open()
     with (
-        SessionWriter(
-            args.out,
-            shape=info.shape,
-            dtype=info.dtype,
-            bit_depth=info.bit_depth,
-            pixel_size_um=info.pixel_size_um,
-            channel_names=info.channel_names,
-            truth=True,
-            frame_interval_s=args.interval,
-            metadata={"source": info.name, **info.settings},
-            overwrite=args.overwrite,
+        SessionWriter.for_source(
+            args.out, info, frame_interval_s=args.interval, overwrite=args.overwrite
         ) as writer,
         progress(args.frames, "simulate") as bar,
     ):
