@@ -20,6 +20,8 @@ from liveaug.errors import LiveaugError
 #: Subcommand name -> module in ``liveaug.commands`` with ``HELP``, ``add_arguments(parser)`` and
 #: ``run(args) -> int``. Order is the order ``--help`` lists them in.
 COMMANDS: dict[str, str] = {
+    "demo": "demo",
+    "view": "view",
     "simulate": "simulate",
     "devices": "devices",
     "record": "record",

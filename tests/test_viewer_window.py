@@ -78,7 +78,7 @@ def window(qtbot, session, settings, no_leaks):
 
 
 def _drawn(win) -> int:
-    return len(win._disp_rate.stamps)
+    return win.drawn_frames
 
 
 def _settle_paused(qtbot, win):

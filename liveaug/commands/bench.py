@@ -14,7 +14,7 @@ HELP = (
     "and print a table; --json writes the figures to a file."
 )
 
-SECTIONS = ("simulator", "camera", "analysis")
+SECTIONS = ("simulator", "camera", "analysis", "display")
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -117,6 +117,11 @@ def run(args: argparse.Namespace) -> int:
         _print_table(
             f"batch on a local Dask cluster, {args.sizes[0]}x{args.sizes[0]}", report["batch"]
         )
+    if "display" in sections:
+        from liveaug.bench.display import display_benchmarks
+
+        report["display"] = display_benchmarks((512, 2048), seconds=args.seconds)
+        _print_table("display (real window; xvfb-run when headless)", report["display"])
     if args.json:
         args.json.write_text(json.dumps(report, indent=2))
         print(f"\nwrote {args.json}")

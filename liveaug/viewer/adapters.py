@@ -45,6 +45,9 @@ class OverlayAdapter:
     def on_selection(self, cell_id: int | None) -> None:
         """The selected cell changed."""
 
+    def on_view(self, rect: tuple[float, float, float, float]) -> None:
+        """The visible part of the frame changed: (x, y, width, height) in frame pixels."""
+
 
 class StainAdapter(OverlayAdapter):
     """A virtual stain (``dapi``, ``membrane``) from the prediction, at model resolution."""
@@ -155,7 +158,13 @@ class OutlineAdapter(OverlayAdapter):
 
 
 class IdsAdapter(OverlayAdapter):
-    """Each cell's tracked id as text at its centroid."""
+    """Each cell's tracked id as text at its centroid, for the cells in view.
+
+    At most ``max_labels`` (the largest cells first): past that the numbers would overlap
+    unreadably anyway, and text is the costliest overlay to draw; zoom in to see them all.
+    """
+
+    max_labels = 300
 
     def __init__(self, layer: OverlayLayer, composite: CompositeVisual, parent: Any) -> None:
         super().__init__(layer, composite, parent)
@@ -163,21 +172,53 @@ class IdsAdapter(OverlayAdapter):
             "", parent=parent, font_size=7, anchor_x="center", anchor_y="center"
         )
         self.node.order = 5
+        self._cells: Any = None
+        self._rect: tuple[float, float, float, float] | None = None
+        self._shown: tuple[int, ...] = ()
         self.apply_style()
 
     def apply_style(self) -> None:
         self.node.visible = self.layer.visible
         self.node.color = (*self.layer.color, self.layer.opacity)
+        if self.layer.visible:
+            self._push()
 
     def on_result(self, result: Any) -> None:
         analysis = getattr(result, "analysis", None)
-        if analysis is None or not len(analysis.cells):
+        self._cells = analysis.cells if analysis is not None else None
+        self._shown = ()
+        if self.layer.visible:
+            self._push()
+
+    def on_view(self, rect: tuple[float, float, float, float]) -> None:
+        self._rect = rect
+        if self.layer.visible:
+            self._push()
+
+    def _push(self) -> None:
+        c = self._cells
+        if c is None or not len(c):
+            self.node.text = ""
+            self._shown = ()
+            return
+        x, y = np.asarray(c["x"], np.float64), np.asarray(c["y"], np.float64)
+        keep = np.ones(len(x), bool)
+        if self._rect is not None:
+            rx, ry, rw, rh = self._rect
+            keep = (x >= rx) & (x <= rx + rw) & (y >= ry) & (y <= ry + rh)
+        idx = np.flatnonzero(keep)
+        if idx.size > self.max_labels:
+            area = np.asarray(c["area_px"])[idx] if "area_px" in c.columns else -idx
+            idx = np.sort(idx[np.argsort(-area, kind="stable")[: self.max_labels]])
+        ids = tuple(int(i) for i in np.asarray(c["cell_id"])[idx])
+        if ids == self._shown:
+            return
+        self._shown = ids
+        if not ids:
             self.node.text = ""
             return
-        c = analysis.cells
-        pos = np.column_stack([c["x"] + 0.5, c["y"] + 0.5]).astype(np.float32)
-        self.node.text = [str(int(i)) for i in c["cell_id"]]
-        self.node.pos = pos
+        self.node.text = [str(i) for i in ids]
+        self.node.pos = np.column_stack([x[idx] + 0.5, y[idx] + 0.5]).astype(np.float32)
 
 
 class EventsAdapter(OverlayAdapter):

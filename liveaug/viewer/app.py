@@ -1,9 +1,17 @@
-"""Start the viewer: one QApplication, vispy on PyQt6, a window around a pipeline."""
+"""Start the viewer: one QApplication, vispy on PyQt6, a window around a pipeline.
+
+:func:`show` runs a window around any pipeline; :func:`live_pipeline` builds the standard one
+(source → predictor → analyzer, with a switchable recorder); :func:`run_viewer` is the
+interactive ``liveaug replay SESSION``.
+"""
 
 from __future__ import annotations
 
+import argparse
 import logging
+import os
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from liveaug.pipeline import Pipeline
@@ -21,7 +29,53 @@ def qt_app() -> Any:
     return qapp
 
 
-def run_viewer(
+def live_pipeline(
+    source: Any,
+    *,
+    maps: str = "model",
+    models: list[str] | None = None,
+    rules: str | Path | None = None,
+    snapshot_dir: str | Path | None = None,
+    metadata: dict[str, Any] | None = None,
+) -> Pipeline:
+    """``source`` → predictor (models, or ``maps="truth"`` for simulated frames) → analyzer.
+
+    The recorder is a :class:`~liveaug.viewer.recording.SwitchableRecorder`, idle until the
+    Record button. ``metadata`` is the session's (truth maps read the simulated camera from it).
+    """
+    from liveaug.analysis.analyzer import Analyzer
+    from liveaug.analysis.batch import make_predictor
+    from liveaug.viewer.recording import SwitchableRecorder
+
+    if maps == "model":
+        from liveaug.inference import Predictor
+        from liveaug.model_zoo import resolve
+
+        # on a CPU, leave a core to acquisition and display: they must never wait for models
+        threads = max(1, (os.cpu_count() or 2) - 1)
+        paths = [resolve(m) for m in models] if models else None
+        predictor: Any = Predictor(paths, threads=threads)
+    else:
+        predictor = make_predictor(maps, models=models, metadata=metadata)
+    analyzer = Analyzer(rules=rules, snapshot_dir=snapshot_dir)
+    analyzer.source = source
+    return Pipeline(source, predictor=predictor, analyzer=analyzer, recorder=SwitchableRecorder())
+
+
+def replay_factory(
+    *, maps: str, models: list[str] | None, rules: str | Path | None
+) -> Callable[[Any], Pipeline]:
+    """What ``Open session…`` uses: a replay source → a fresh live pipeline."""
+    from liveaug.session import Session
+
+    def make(source: Any) -> Pipeline:
+        metadata = Session.open(source.path).metadata
+        return live_pipeline(source, maps=maps, models=models, rules=rules, metadata=metadata)
+
+    return make
+
+
+def show(
     pipeline: Pipeline,
     *,
     make_pipeline: Callable[[Any], Pipeline] | None = None,
@@ -30,7 +84,8 @@ def run_viewer(
 ) -> int:
     """Show a window around ``pipeline`` until it is closed; returns an exit status.
 
-    ``frames``: close by itself after that many frames were displayed (for scripted runs).
+    ``frames``: close by itself once that many new frames were drawn (scripted runs, tests).
+    Closing stops every pipeline thread and releases the source.
     """
     qapp = qt_app()
     from PyQt6.QtCore import QTimer
@@ -41,15 +96,37 @@ def run_viewer(
     window.show()
     if frames is not None:
         timer = QTimer(window)
-
-        def check() -> None:
-            if window._disp_rate.stamps and len(window._disp_rate.stamps) >= frames:
-                window.close()
-
-        timer.timeout.connect(check)
+        timer.timeout.connect(lambda: window.drawn_frames >= frames and window.close())
         timer.start(50)
     try:
         qapp.exec()
     finally:
         window.shutdown()
+    log.info("displayed %d frames; last HUD: %s", window.drawn_frames, window.hud.text())
     return 0
+
+
+def run_viewer(args: argparse.Namespace) -> int:
+    """Interactive ``liveaug replay SESSION``: the session at its recorded pace, looping."""
+    from liveaug.session import Session
+    from liveaug.sources.replay import ReplaySource
+
+    metadata = Session.open(args.session).metadata  # a bad session fails here, in one line
+    source = ReplaySource(args.session, speed=1.0, loop=True)
+    models = getattr(args, "model", None)
+    rules = getattr(args, "rules", None)
+    maps = getattr(args, "maps", "model")
+    pipeline = live_pipeline(
+        source,
+        maps=maps,
+        models=models,
+        rules=rules,
+        snapshot_dir=getattr(args, "snapshots", None),
+        metadata=metadata,
+    )
+    return show(
+        pipeline,
+        make_pipeline=replay_factory(maps=maps, models=models, rules=rules),
+        title=f"liveaug — {Path(args.session).name}",
+        frames=getattr(args, "display_frames", None),
+    )

@@ -42,7 +42,9 @@ class LiveCanvas(scene.SceneCanvas):
         on_draw_ns: Callable[[int], None] | None = None,
         **kwargs: Any,
     ) -> None:
-        super().__init__(size=size, bgcolor="#101014", keys=None, **kwargs)
+        # autoswap off: QOpenGLWidget composes the window itself; vispy's extra swapBuffers of
+        # the whole top-level surface doubles the cost of every frame on a software rasteriser
+        super().__init__(size=size, bgcolor="#101014", keys=None, autoswap=False, **kwargs)
         self.unfreeze()
         self.cell_clicked = SignalInstance((object,), name="cell_clicked")
         self.hovered = SignalInstance((object,), name="hovered")
@@ -72,6 +74,7 @@ class LiveCanvas(scene.SceneCanvas):
         self._bar.order = self._bar_text.order = 10
         self._bar_text.transform = STTransform()
         self._bar_key: tuple[float, ...] = ()
+        self._view_rect: tuple[float, float, float, float] | None = None
         self.events.mouse_press.connect(self._on_press)
         self.events.mouse_release.connect(self._on_release)
         self.events.mouse_move.connect(self._on_move)
@@ -194,6 +197,12 @@ class LiveCanvas(scene.SceneCanvas):
     def _draw_scene(self, bgcolor: Any = None) -> None:
         # both on_draw and render() come here: the scale bar follows the camera as drawn
         self._update_scale_bar()
+        rect = self.view.camera.rect
+        view = (float(rect.left), float(rect.bottom), float(rect.width), float(rect.height))
+        if view != self._view_rect:
+            self._view_rect = view
+            for adapter in self.adapters.values():
+                adapter.on_view(view)
         super()._draw_scene(bgcolor=bgcolor)
 
     def on_draw(self, event: Any) -> None:

@@ -109,7 +109,9 @@ class CellTableView(QTableView):
         self.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
         self.verticalHeader().setVisible(False)
         self.verticalHeader().setDefaultSectionSize(18)
-        self.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+        # sized once per set of columns, not on every update (ResizeToContents reads every cell)
+        self.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
+        self._sized_for: list[str] = []
 
     def set_table(self, table: CellTable, selected: int | None) -> None:
         """New rows; the selected cell stays selected if it is still there."""
@@ -118,6 +120,9 @@ class CellTableView(QTableView):
         try:
             self.model_.set_table(table)
             self.select_cell(selected, scroll=False)
+            if self.model_.columns != self._sized_for and len(table):
+                self._sized_for = list(self.model_.columns)
+                self.resizeColumnsToContents()
         finally:
             self.selectionModel().blockSignals(False)
             self.blockSignals(False)

@@ -41,6 +41,7 @@ from PyQt6.QtWidgets import (
     QWidget,
 )
 
+from liveaug.errors import LiveaugError
 from liveaug.frame import PHASE_CLASSES, CellEvent, CellTable, Frame
 from liveaug.pipeline import Pipeline, PipelineEvent, Result
 from liveaug.sources.replay import ReplaySource
@@ -127,6 +128,8 @@ class ViewerWindow(QMainWindow):
         self._frame: Frame | None = None
         self._result: Result | None = None
         self._drawn_index: int | None = None
+        self.drawn_frames = 0
+        """New frames drawn since the window opened."""
         self._arrivals: dict[int, int] = {}
         self._arrival_order: collections.deque[int] = collections.deque(maxlen=512)
         self._acq_rate, self._ana_rate, self._disp_rate = _Rate(), _Rate(), _Rate()
@@ -431,6 +434,7 @@ class ViewerWindow(QMainWindow):
         if frame is None or frame.index == self._drawn_index:
             return
         self._drawn_index = frame.index
+        self.drawn_frames += 1
         self._disp_rate.tick(now)
         arrived = self._arrivals.get(frame.index)
         if arrived is not None:
@@ -704,14 +708,17 @@ class ViewerWindow(QMainWindow):
     def _on_open(self) -> None:
         path = QFileDialog.getExistingDirectory(self, "Open a recorded session (.ome.zarr)")
         if path:
-            self.open_session(path)
+            try:
+                self.open_session(path)
+            except LiveaugError as exc:  # a bad session or model: say so, keep what runs
+                self.show_message(str(exc), seconds=15)
 
     def open_session(self, path: str | Path) -> None:
         """Replay a recorded session in this window (the current source is stopped)."""
         if self.make_pipeline is None:
             raise RuntimeError("this window cannot open sessions")
         source = ReplaySource(path, speed=self.speed.currentData(), loop=True)
-        new = self.make_pipeline(source)
+        new = self.make_pipeline(source)  # may raise: nothing has been stopped yet
         old = self.pipeline
         self._disconnect_pipeline(old)
         old.stop(timeout_s=1.0)

@@ -1,0 +1,37 @@
+"""``liveaug view``: the live viewer on a GenICam camera."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from liveaug.commands.camera_args import add_camera_arguments, camera_from_args
+
+HELP = (
+    "Open the live viewer on a GenICam camera (--cti / --device as for `liveaug record`): "
+    "virtual stains, outlines, readouts and events over the live image; record while viewing."
+)
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    """Camera options, then what makes the maps."""
+    add_camera_arguments(p)
+    p.add_argument("--model", action="append", help="model folder(s) (default: shipped)")
+    p.add_argument("--rules", type=Path, metavar="RULES.yaml", help="event rules")
+    p.add_argument(
+        "--frames", type=int, metavar="N", help="close by itself after N frames were drawn"
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    """Camera → pipeline → window; closing the window releases the camera."""
+    from liveaug.viewer.app import live_pipeline, replay_factory, show
+
+    camera = camera_from_args(args)  # every frame reaches the recorder; compute takes the newest
+    pipeline = live_pipeline(camera, maps="model", models=args.model, rules=args.rules)
+    return show(
+        pipeline,
+        make_pipeline=replay_factory(maps="model", models=args.model, rules=args.rules),
+        title=f"liveaug — camera {args.device or ''}".strip(),
+        frames=args.frames,
+    )
