@@ -103,15 +103,7 @@ def record_session(
     last_ns: int | None = None
     try:
         info = source.configure()
-        writer = SessionWriter(
-            path,
-            shape=info.shape,
-            dtype=info.dtype,
-            bit_depth=info.bit_depth,
-            pixel_size_um=info.pixel_size_um,
-            metadata={"source": "camera", **info.settings},
-            overwrite=overwrite,
-        )
+        writer = SessionWriter.for_source(path, info, overwrite=overwrite)
         frame_bytes = max(1, info.shape[0] * info.shape[1] * (2 if info.dtype == "uint16" else 1))
         frames_q = queue.Queue(maxsize=max(4, max_queue_bytes // frame_bytes))
         reader = threading.Thread(
