@@ -1,0 +1,76 @@
+"""``liveaug demo``, ``liveaug replay SESSION`` (window) and ``liveaug view`` on a GenTL camera."""
+
+from __future__ import annotations
+
+import argparse
+import threading
+import time
+
+import cv2  # noqa: F401  (opencv bundles its own Qt plugins: keep them loaded beside the window)
+import pytest
+from viewer_support import write_session
+
+from liveaug.cli import main
+
+pytestmark = [pytest.mark.gl, pytest.mark.timeout(180)]
+
+
+def _liveaug_threads() -> list[str]:
+    return [t.name for t in threading.enumerate() if t.name.startswith("liveaug-") and t.is_alive()]
+
+
+def test_demo_runs_the_simulator_through_the_pipeline_into_the_window(qapp, capsys):
+    assert main(["demo", "--size", "96", "96", "--maps", "truth", "--frames", "15"]) == 0
+    assert not _liveaug_threads()
+    assert not [w for w in qapp.topLevelWidgets() if w.isVisible()]
+
+
+def test_replay_window_plays_a_session(qapp, tmp_path):
+    from liveaug.viewer.app import run_viewer
+
+    session = write_session(tmp_path / "s.ome.zarr", frames=8, size=96)
+    args = argparse.Namespace(
+        session=session, maps="truth", model=None, rules=None, snapshots=None, display_frames=10
+    )
+    assert run_viewer(args) == 0
+    assert not _liveaug_threads()
+
+
+def test_replay_of_a_missing_session_is_one_line(tmp_path, capsys):
+    assert main(["replay", str(tmp_path / "nope.ome.zarr"), "--maps", "truth"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "nope.ome.zarr" in err[0]
+
+
+@pytest.mark.camera
+def test_closing_the_window_releases_the_camera_within_a_second(qtbot, tmp_path):
+    from PyQt6.QtCore import QSettings
+
+    from liveaug.pipeline import Pipeline
+    from liveaug.sources.camera import CameraSettings, CameraSource, bundled_simulator_cti
+    from liveaug.viewer.app import qt_app
+    from liveaug.viewer.window import ViewerWindow
+
+    viky = bundled_simulator_cti()
+    if viky is None:
+        pytest.skip("the genicam wheel ships no viky.cti here")
+
+    def camera() -> CameraSource:
+        settings = CameraSettings(pixel_format="Mono8", width=320, height=240, frame_rate_hz=30.0)
+        return CameraSource("1", cti=[viky], use_env=False, settings=settings)
+
+    qt_app()
+    settings = QSettings(str(tmp_path / "v.ini"), QSettings.Format.IniFormat)
+    win = ViewerWindow(Pipeline(camera()), settings=settings)
+    win.show()
+    qtbot.waitUntil(lambda: win.drawn_frames >= 5, timeout=20000)
+    t0 = time.monotonic()
+    win.close()
+    assert time.monotonic() - t0 < 1.0
+    assert not _liveaug_threads()
+    again = camera()  # released: the same device opens again at once
+    again.open()
+    try:
+        assert again.read(timeout_s=5).image.shape == (240, 320)
+    finally:
+        again.close()
