@@ -74,3 +74,11 @@ def test_closing_the_window_releases_the_camera_within_a_second(qtbot, tmp_path)
         assert again.read(timeout_s=5).image.shape == (240, 320)
     finally:
         again.close()
+
+
+def test_without_a_screen_the_viewer_says_so_in_one_line(monkeypatch, capsys):
+    for var in ("DISPLAY", "WAYLAND_DISPLAY", "QT_QPA_PLATFORM"):
+        monkeypatch.delenv(var, raising=False)
+    assert main(["demo", "--maps", "truth", "--size", "64", "64"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "xvfb-run" in err[0]

@@ -54,8 +54,9 @@ def choose_maps(maps: str, models: list[str] | None) -> str:
 def run(args: argparse.Namespace) -> int:
     """Build simulator → pipeline → window and run until the window closes."""
     from liveaug.sources.simulated import SimulatedMicroscope, SimulationConfig
-    from liveaug.viewer.app import live_pipeline, replay_factory, show
+    from liveaug.viewer.app import live_pipeline, qt_app, replay_factory, show
 
+    qt_app()  # no screen: one line now, before models load
     maps = choose_maps(args.maps, args.model)
     config = SimulationConfig(
         height=args.size[0], width=args.size[1], seed=args.seed, truth=(maps == "truth")

@@ -25,8 +25,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Camera → pipeline → window; closing the window releases the camera."""
-    from liveaug.viewer.app import live_pipeline, replay_factory, show
+    from liveaug.viewer.app import live_pipeline, qt_app, replay_factory, show
 
+    qt_app()  # no screen: one line now, before models load
     camera = camera_from_args(args)  # every frame reaches the recorder; compute takes the newest
     pipeline = live_pipeline(camera, maps="model", models=args.model, rules=args.rules)
     return show(

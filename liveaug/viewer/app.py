@@ -10,10 +10,12 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from liveaug.errors import LiveaugError
 from liveaug.pipeline import Pipeline
 
 log = logging.getLogger(__name__)
@@ -21,6 +23,16 @@ log = logging.getLogger(__name__)
 
 def qt_app() -> Any:
     """The QApplication (created once), with vispy bound to PyQt6."""
+    if (
+        sys.platform.startswith("linux")
+        and not os.environ.get("DISPLAY")
+        and not os.environ.get("WAYLAND_DISPLAY")
+        and not os.environ.get("QT_QPA_PLATFORM")
+    ):
+        raise LiveaugError(
+            "no screen to open the viewer on (DISPLAY is not set)",
+            "run it under `xvfb-run -a`, or use `liveaug replay SESSION --headless`",
+        )
     from PyQt6.QtWidgets import QApplication
     from vispy import app as vispy_app
 
@@ -111,6 +123,7 @@ def run_viewer(args: argparse.Namespace) -> int:
     from liveaug.session import Session
     from liveaug.sources.replay import ReplaySource
 
+    qt_app()  # no screen: one line now, before models load
     metadata = Session.open(args.session).metadata  # a bad session fails here, in one line
     source = ReplaySource(args.session, speed=1.0, loop=True)
     models = getattr(args, "model", None)

@@ -441,9 +441,11 @@ class ViewerWindow(QMainWindow):
             self._latency_ms.append((now - arrived) / 1e6)
         result = self.canvas.result
         if result is not None:
+            lag_ms = max(0.0, (arrived - result.received_ns) / 1e6) if arrived is not None else 0.0
             lag_frames = frame.index - result.frame.index
-            lag_ms = (arrived - result.received_ns) / 1e6 if arrived is not None else 0.0
-            self._lag = (lag_frames, max(0.0, lag_ms))
+            if lag_frames < 0:  # a looping replay restarted its indices: count by time instead
+                lag_frames = round(lag_ms * self._acq_rate.rate() / 1000)
+            self._lag = (lag_frames, lag_ms)
 
     def displayed_fps(self) -> float:
         """New frames drawn per second (last 2 s)."""
