@@ -169,3 +169,43 @@ def test_apoptosis_tints_only_where_probability_is_high(canvas, frames):
     d = on - base
     assert d[inside][:, 0].mean() > 20 and d[inside][:, 2].mean() < 0
     assert np.array_equal(on[far], base[far])
+
+
+def test_real_fluorescence_channel_is_blended_at_frame_resolution(qapp, frames):
+    from liveaug.viewer.canvas import LiveCanvas
+    from liveaug.viewer.layers import default_layers
+
+    base_frame = frames[0]
+    ch = np.full(base_frame.shape, 110, np.uint16)
+    ch[40:60, 70:90] = 3000
+    frame = Frame(base_frame.image, 0, 0, bit_depth=12, channels={"reporter": ch})
+    c = LiveCanvas(default_layers(("reporter",)), size=(2 * SIZE, 2 * SIZE))
+    c.scale_bar = False
+    try:
+        for layer in c.layers.values():
+            layer.visible = False
+        _show(c, frame)
+        base = _render(c)
+        c.layers["channel:reporter"].visible = True
+        on = _render(c)
+        d = on - base
+        inside = (slice(84, 116), slice(144, 176), 1)
+        assert np.all(on[inside] >= np.minimum(base[inside] + 100, 255))  # green in the square
+        assert np.abs(d[:70]).max() <= 1 and np.abs(d[130:]).max() <= 1  # nothing elsewhere
+    finally:
+        c.close()
+
+
+def test_scale_bar_is_drawn_when_the_pixel_size_is_known(canvas, frames):
+    canvas.scale_bar = True
+    _show(canvas, frames[0])
+    img = _render(canvas)
+    bar_row = img[2 * SIZE - 24]
+    white = np.flatnonzero(bar_row.min(axis=-1) > 240)
+    assert white.size > 20 and white.min() > SIZE  # a bar in the lower right corner
+    assert canvas._bar_text.text.endswith("µm")
+    unknown = Frame(frames[0].image, 0, 0, bit_depth=12, pixel_size_um=None)
+    canvas.pixel_size_um = None
+    _show(canvas, unknown)
+    _render(canvas)
+    assert not canvas._bar.visible

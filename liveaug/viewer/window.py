@@ -254,6 +254,9 @@ class ViewerWindow(QMainWindow):
         self.seek = QSlider(Qt.Orientation.Horizontal)
         self.seek.setMinimumWidth(260)
         self.seek.sliderReleased.connect(lambda: self.seek_to(self.seek.value()))
+        self.seek.valueChanged.connect(
+            lambda v: None if self.seek.isSliderDown() else self.seek_to(v)
+        )  # clicks on the track and arrow keys (the HUD's own updates block signals)
         bar.addWidget(self.seek)
         self.position_label = QLabel("")
         bar.addWidget(self.position_label)
