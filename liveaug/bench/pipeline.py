@@ -172,8 +172,11 @@ def pipeline_benchmarks(
     """Compute alone, the naive loop and the pipeline on the same frames; the ratios."""
     folder = Path(workdir or tempfile.mkdtemp(prefix="liveaug-bench-"))
     session = make_bench_session(folder, size, frames=90)
+    reset = getattr(analyzer, "reset", lambda: None)  # fresh tracks for each schedule
     alone = compute_alone(predictor, analyzer, session)
+    reset()
     naive = naive_loop(predictor, analyzer, session, seconds / 2, draw)
+    reset()
     piped = pipeline_run(predictor, analyzer, session, seconds, draw, folder / "rec.ome.zarr")
     t_c = alone["median_ms"]
     frame_ms = 1000 / 30

@@ -90,13 +90,15 @@ def run(args: argparse.Namespace) -> int:
         report["analysis"] = analysis_benchmarks(max(args.sizes), args.frames)
         _print_table("analysis (one thread)", report["analysis"])
     if "pipeline" in sections:
+        from liveaug.analysis.analyzer import Analyzer
         from liveaug.bench.pipeline import pipeline_benchmarks
         from liveaug.inference import Predictor
 
         predictor = Predictor()
         print(predictor.report)
         for size in args.sizes:
-            res = pipeline_benchmarks(predictor, None, size=size, seconds=args.seconds)
+            analyzer = Analyzer(keep_history=False)
+            res = pipeline_benchmarks(predictor, analyzer, size=size, seconds=args.seconds)
             report.setdefault("pipeline", {})[str(size)] = res
             _print_table(
                 f"pipeline vs naive loop, {size}x{size}, 30 fps replay",
