@@ -108,9 +108,18 @@ def draw_times(size: int, *, repeats: int = 30, frames: int = 2) -> dict[str, An
 
 
 def display_rate(
-    size: int = 512, *, seconds: float = 8.0, warmup_s: float = 2.0, maps: str = "auto"
+    size: int = 512,
+    *,
+    seconds: float = 8.0,
+    warmup_s: float = 2.0,
+    maps: str = "auto",
+    analysis: bool = True,
 ) -> dict[str, Any]:
-    """Frames shown per second from a 30 fps replay while the pipeline analyses it."""
+    """Frames shown per second from a 30 fps replay while the pipeline analyses it.
+
+    ``analysis=False`` runs the same window without predictor and analyzer: the display's own
+    ceiling on this machine, to tell what the analysis load costs from what drawing costs.
+    """
     from PyQt6.QtCore import QSettings
 
     from liveaug.bench.pipeline import make_bench_session
@@ -126,7 +135,12 @@ def display_rate(
         session = make_bench_session(Path(tmp), size, 60)
         metadata = Session.open(session).metadata
         source = ReplaySource(session, speed=1.0, loop=True)
-        pipeline = live_pipeline(source, maps=maps, metadata=metadata)
+        if analysis:
+            pipeline = live_pipeline(source, maps=maps, metadata=metadata)
+        else:
+            from liveaug.pipeline import Pipeline
+
+            pipeline = Pipeline(source)
         settings = QSettings(str(Path(tmp) / "viewer.ini"), QSettings.Format.IniFormat)
         window = ViewerWindow(pipeline, settings=settings, title="liveaug bench")
         for layer in window.layers:
@@ -144,9 +158,9 @@ def display_rate(
             counts = pipeline.counts
             stages = pipeline.stats()["stages"]
             result = window._result
-            provider = result.prediction.provider if result is not None else "?"
+            provider = getattr(getattr(result, "prediction", None), "provider", "none")
             out = {
-                "maps": maps,
+                "maps": maps if analysis else "none (display alone)",
                 "provider": provider,
                 "source_fps": 30.0,
                 "displayed_fps": drawn / dt,
@@ -180,4 +194,5 @@ def display_benchmarks(
     for size in sizes:
         out[f"draw {size}x{size}, all overlays"] = draw_times(size)
     out["display under analysis load, 512x512 30 fps replay"] = display_rate(512, seconds=seconds)
+    out["display alone, 512x512 30 fps replay"] = display_rate(512, seconds=seconds, analysis=False)
     return out

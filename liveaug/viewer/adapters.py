@@ -15,6 +15,7 @@ import numpy as np
 from vispy import scene
 
 from liveaug.frame import PHASE_CLASSES, CellEvent, Frame
+from liveaug.viewer.contrast import subsample
 from liveaug.viewer.layers import PHASE_COLORS, OverlayLayer
 from liveaug.viewer.visuals import CompositeVisual, StainStyle
 
@@ -88,11 +89,12 @@ class ChannelAdapter(StainAdapter):
         data = frame.channels.get(name)
         if data is None:
             return
-        s = data[::4, ::4]
-        lo, hi = (float(v) for v in np.percentile(s, (1.0, 99.9)))
-        self.clim = (lo, max(hi, lo + 1.0))
+        self._n = getattr(self, "_n", 0) + 1
+        if self._n % 5 == 1:  # the window follows the channel every 5th frame
+            lo, hi = (float(v) for v in np.percentile(subsample(data), (1.0, 99.9)))
+            self.clim = (lo, max(hi, lo + 1.0))
+            self.apply_style()
         self.composite.set_stain(self.slot, data, 1.0)
-        self.apply_style()
 
 
 class ApoptosisAdapter(OverlayAdapter):

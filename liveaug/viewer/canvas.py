@@ -171,7 +171,7 @@ class LiveCanvas(scene.SceneCanvas):
     # -- scale bar -----------------------------------------------------------------------------
     def _update_scale_bar(self, *_: object) -> None:
         if not (self.scale_bar and self.pixel_size_um) or self._shape is None:
-            self._bar.visible = self._bar_text.visible = False
+            self._show_bar(False)
             return
         tr = self.view.scene.node_transform(self.scene)
         p0 = tr.map([0.0, 0.0])[:2]
@@ -191,7 +191,12 @@ class LiveCanvas(scene.SceneCanvas):
             self._bar.set_data(pos=np.array([[x1 - length, y], [x1, y]], np.float32))
             self._bar_text.text = f"{um:g} µm"
             self._bar_text.transform.translate = (x1 - length / 2, y - 8)
-        self._bar.visible = self._bar_text.visible = True
+        self._show_bar(True)
+
+    def _show_bar(self, on: bool) -> None:
+        # only on change: setting ``visible`` asks for another draw, even to the same value
+        if self._bar.visible != on:
+            self._bar.visible = self._bar_text.visible = on
 
     # -- drawing -------------------------------------------------------------------------------
     def _draw_scene(self, bgcolor: Any = None) -> None:

@@ -60,6 +60,8 @@ DISPLAY_PERIOD_MS = 12
 #: Readouts table and plots refresh at most this often (ms).
 PANEL_PERIOD_MS = 250
 SPEEDS = (0.25, 0.5, 1.0, 2.0, 4.0, 8.0)
+#: A new overlay is drawn without waiting for a new frame once none came for this long (s).
+OVERLAY_WAIT_S = 0.045
 
 
 class _Relay(QObject):
@@ -137,6 +139,10 @@ class ViewerWindow(QMainWindow):
         self._lag: tuple[int, float] = (0, 0.0)
         self._events: collections.deque[CellEvent] = collections.deque(maxlen=256)
         self._panel_due = 0.0
+        self._contrast_due = 0.0
+        self._last_frame_t = 0.0
+        self._result_pending = False
+        self._pending_events: list[CellEvent] = []
         self._panels_dirty = False
         self._message = ""
         self._message_until = 0.0
@@ -401,30 +407,40 @@ class ViewerWindow(QMainWindow):
         frame = self.pipeline.latest_frame()
         if self.sync and result is not None:
             frame = result.frame
-        changed = False
+        new_frame = False
+        now = time.monotonic()
         if frame is not None and frame is not self._frame:
             self._frame = frame
             self.canvas.set_frame(frame)
-            lo, hi = self.contrast.update(frame.image)
-            self.canvas.set_contrast((lo, hi), self.contrast.gamma)
-            changed = True
+            if now >= self._contrast_due:  # limits follow at 10 Hz: calm, and cheap per frame
+                self._contrast_due = now + 0.1
+                lo, hi = self.contrast.update(frame.image)
+                self.canvas.set_contrast((lo, hi), self.contrast.gamma)
+            new_frame = True
+            self._last_frame_t = now
         if result is not None and result is not self._result:
             self._result = result
-            self.canvas.set_result(result)
             analysis = result.analysis
             if analysis is not None and getattr(analysis, "cells", None) is not None:
                 self.history.add(result.frame.index, analysis.cells)
             self._panels_dirty = True
-            changed = True
-        if self._events:
-            drained = []
-            while self._events:
-                drained.append(self._events.popleft())
-            self.canvas.add_events(drained)
-            changed = True
-        if changed:
+            self._result_pending = True
+        while self._events:
+            self._pending_events.append(self._events.popleft())
+        # A new overlay waits for the next frame (it comes within a frame period when live) and
+        # is handed over with it, so each frame is drawn once: a software rasteriser draws about
+        # as many frames a second as it is asked to, and a second draw per frame halves the rate.
+        overlay = self._result_pending or bool(self._pending_events)
+        if overlay and (new_frame or now - self._last_frame_t > OVERLAY_WAIT_S):
+            if self._result_pending:
+                self._result_pending = False
+                self.canvas.set_result(self._result)
+            if self._pending_events:
+                self.canvas.add_events(self._pending_events)
+                self._pending_events = []
             self.canvas.update()
-        now = time.monotonic()
+        elif new_frame:
+            self.canvas.update()
         if self._panels_dirty and now >= self._panel_due:
             self._panel_due = now + PANEL_PERIOD_MS / 1000
             self._panels_dirty = False
