@@ -82,3 +82,16 @@ def test_without_a_screen_the_viewer_says_so_in_one_line(monkeypatch, capsys):
     assert main(["demo", "--maps", "truth", "--size", "64", "64"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "xvfb-run" in err[0]
+
+
+@pytest.mark.camera
+def test_view_command_shows_a_genicam_camera(qapp):
+    from liveaug.model_zoo import find_models
+    from liveaug.sources.camera import bundled_simulator_cti
+
+    viky = bundled_simulator_cti()
+    if viky is None or not find_models():
+        pytest.skip("needs viky.cti and a shipped model")
+    argv = ["view", "--cti", str(viky), "--no-env", "--device", "1", "--pixel-format", "Mono8"]
+    assert main([*argv, "--frames", "5"]) == 0
+    assert not _liveaug_threads()

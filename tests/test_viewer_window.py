@@ -236,3 +236,27 @@ def test_display_never_waits_for_a_slow_analysis(qtbot, settings, no_leaks):
         assert "overlay lag" in win.hud.text()
     finally:
         win.close()
+
+
+def test_open_session_swaps_the_source_and_stops_the_old_threads(
+    qtbot, session, settings, no_leaks
+):
+    sim = SimulatedMicroscope(SimulationConfig(height=64, width=64, seed=1), fps=30.0)
+    old = Pipeline(sim, predictor=TruthPredictor(0.5), analyzer=TruthAnalyzer())
+    win = _window(qtbot, old, settings)
+    win.make_pipeline = lambda source: Pipeline(
+        source, predictor=TruthPredictor(0.5), analyzer=TruthAnalyzer()
+    )
+    try:
+        qtbot.waitUntil(lambda: win.drawn_frames >= 3, timeout=10000)
+        assert not win.seek.isEnabled()
+        win.open_session(session)
+        assert win.pipeline is not old and not old._threads
+        assert win.replay_source is not None and win.seek.isEnabled()
+        assert win.seek.maximum() == 19
+        qtbot.waitUntil(
+            lambda: win._frame is not None and win._frame.shape == (128, 128), timeout=10000
+        )
+        qtbot.waitUntil(lambda: win._result is not None, timeout=10000)
+    finally:
+        win.close()
