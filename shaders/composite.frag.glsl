@@ -9,16 +9,16 @@
 //                         2, 3 real fluorescence channels (frame resolution)
 //   APOPTOSIS             tint where the apoptosis probability passes a threshold
 //   OUTLINES              cell outlines from the label texture, coloured by phase
-//   MAPS                  set with APOPTOSIS or OUTLINES (they read model-resolution maps)
 //
 // Uniforms (set by liveaug.viewer.visuals.CompositeVisual):
 //   u_image (sampler2D)      brightfield at frame resolution: r8/r16 normalised by GL, or r32f
 //   u_clim (vec2), u_gamma   base contrast window in the texture's normalised units
 //   u_stain{i} (sampler2D), u_stain{i}_style (vec4: unused, opacity, gamma, unused),
 //   u_stain{i}_color (vec3), u_stain{i}_clim (vec2), u_stain{i}_tc (vec2: frame tc -> map tc)
-//   u_map_tc (vec2)          frame tc -> model-resolution tc (apoptosis map and labels)
-//   u_apop, u_apop_style (vec4: unused, opacity, threshold, unused), u_apop_color (vec3)
-//   u_labels, u_label_step (vec2: one label texel in tc), u_lut, u_lut_size (vec2),
+//   u_apop, u_apop_style (vec4: unused, opacity, threshold, unused), u_apop_color (vec3),
+//   u_apop_tc (vec2: frame tc -> apoptosis map tc)
+//   u_labels, u_label_tc (vec2: frame tc -> label tc), u_label_step (vec2: one label texel
+//   in tc), u_lut, u_lut_size (vec2),
 //   u_phase_colors (8x1 RGBA, index = phase class), u_outline_style (vec4: unused, opacity,
 //   selected-cell fill, unused)
 #include "contrast.glsl"
@@ -61,16 +61,15 @@ uniform vec3 u_stain3_color;
 uniform vec2 u_stain3_clim;
 uniform vec2 u_stain3_tc;
 #endif
-#ifdef MAPS
-uniform vec2 u_map_tc;
-#endif
 #ifdef APOPTOSIS
 uniform sampler2D u_apop;
 uniform vec4 u_apop_style;
 uniform vec3 u_apop_color;
+uniform vec2 u_apop_tc;
 #endif
 #ifdef OUTLINES
 uniform sampler2D u_labels;
+uniform vec2 u_label_tc;
 uniform vec2 u_label_step;
 uniform sampler2D u_lut;
 uniform vec2 u_lut_size;
@@ -111,12 +110,12 @@ void main() {
                     u_stain3_color, u_stain3_clim);
 #endif
 #ifdef APOPTOSIS
-    float p = texture2D(u_apop, v_texcoord * u_map_tc).r;
+    float p = texture2D(u_apop, v_texcoord * u_apop_tc).r;
     float a = u_apop_style.y * smoothstep(u_apop_style.z - 0.1, u_apop_style.z + 0.1, p);
     rgb = mix(rgb, u_apop_color, a);
 #endif
 #ifdef OUTLINES
-    vec2 mtc = v_texcoord * u_map_tc;
+    vec2 mtc = v_texcoord * u_label_tc;
     float id = label_at(u_labels, mtc);
     if (id > 0.5) {
         vec4 entry = lut_entry(u_lut, u_lut_size, id);

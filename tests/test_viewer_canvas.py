@@ -209,3 +209,30 @@ def test_scale_bar_is_drawn_when_the_pixel_size_is_known(canvas, frames):
     _show(canvas, unknown)
     _render(canvas)
     assert not canvas._bar.visible
+
+
+def test_frame_sized_labels_and_model_sized_maps_line_up(canvas, frames):
+    """Labels the analysis upsampled to the frame and maps at model size: both in place."""
+    frame = frames[1]
+    half = truth_result(frame, scale=0.5)
+    a = half.analysis
+    full = Analysis(a.frame_index, frame.truth.cell_labels, frame.truth.nucleus_labels, a.cells)
+    _show(canvas, frame, Result(frame, 0, half.prediction, full, {}, 0.0, 0))
+    canvas.layers["outlines"].visible = True
+    base_off = _render(canvas)
+    cells = a.cells
+    i = int(np.argmax(cells["area_px"]))
+    rows, cols = np.nonzero(frame.truth.cell_labels == cells["cell_id"][i])
+    assert canvas.cell_at(cols[0] + 0.5, rows[0] + 0.5) == int(cells["cell_id"][i])
+    edges = _edge_texels(frame.truth.cell_labels)
+    changed = np.abs(base_off - _render_without_outlines(canvas)).max(axis=-1) > 8
+    edge_px = np.kron(edges, np.ones((2, 2), bool))
+    assert changed[edge_px].mean() > 0.95 and edge_px[changed].mean() > 0.97
+
+
+def _render_without_outlines(canvas) -> np.ndarray:
+    canvas.layers["outlines"].visible = False
+    try:
+        return _render(canvas)
+    finally:
+        canvas.layers["outlines"].visible = True

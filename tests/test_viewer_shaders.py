@@ -9,7 +9,7 @@ import pytest
 from liveaug.errors import LiveaugError
 from liveaug.viewer.shaders import load_shader, resolve_conditionals, shader_dir, template_variables
 
-FEATURES = ("GAMMA", "STAIN0", "STAIN1", "STAIN2", "STAIN3", "APOPTOSIS", "OUTLINES", "MAPS")
+FEATURES = ("GAMMA", "STAIN0", "STAIN1", "STAIN2", "STAIN3", "APOPTOSIS", "OUTLINES")
 
 
 def _code(source: str) -> str:

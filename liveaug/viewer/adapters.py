@@ -22,6 +22,13 @@ from liveaug.viewer.visuals import CompositeVisual, StainStyle
 _PHASE_INDEX = {name: i for i, name in enumerate(PHASE_CLASSES)}
 
 
+def label_scale(labels: np.ndarray, frame_shape: tuple[int, int], prediction: Any) -> float:
+    """Label pixels per frame pixel: the prediction's scale, or 1 for frame-sized labels."""
+    if labels.shape == tuple(frame_shape) or prediction is None:
+        return 1.0
+    return float(prediction.scale)
+
+
 class OverlayAdapter:
     """Base: holds the layer and the composite visual; data hooks do nothing by default."""
 
@@ -132,7 +139,7 @@ class OutlineAdapter(OverlayAdapter):
         pred = getattr(result, "prediction", None)
         if analysis is None or getattr(analysis, "labels", None) is None:
             return
-        scale = pred.scale if pred is not None else 1.0
+        scale = label_scale(analysis.labels, result.frame.shape, pred)
         self.composite.set_labels(analysis.labels, scale)
         cells = analysis.cells
         if len(cells) and "cell_id" in cells.columns:

@@ -13,7 +13,7 @@ from vispy import scene
 from vispy.visuals.transforms import STTransform
 
 from liveaug.frame import CellEvent, Frame
-from liveaug.viewer.adapters import ADAPTERS, EventsAdapter, OverlayAdapter
+from liveaug.viewer.adapters import ADAPTERS, EventsAdapter, OverlayAdapter, label_scale
 from liveaug.viewer.layers import OverlayLayer
 from liveaug.viewer.visuals import CompositeVisual
 
@@ -137,8 +137,8 @@ class LiveCanvas(scene.SceneCanvas):
         pred = getattr(self.result, "prediction", None)
         if analysis is None or getattr(analysis, "labels", None) is None:
             return None
-        scale = pred.scale if pred is not None else 1.0
         lab = analysis.labels
+        scale = label_scale(lab, self.result.frame.shape, pred)
         r, c = math.floor(y * scale), math.floor(x * scale)
         if 0 <= r < lab.shape[0] and 0 <= c < lab.shape[1]:
             v = int(lab[r, c])

@@ -124,7 +124,8 @@ class CompositeVisual(Visual):
         self.gamma = 1.0
         self.stain_styles = {s: StainStyle() for s in STAIN_SLOTS}
         self._stain_tc = {s: (1.0, 1.0) for s in STAIN_SLOTS}
-        self._map_tc = (1.0, 1.0)
+        self._apop_tc = (1.0, 1.0)
+        self._label_tc = (1.0, 1.0)
         self._label_step = (1.0, 1.0)
         self.apop_style = (False, 0.6, 0.5)
         self.apop_color = (1.0, 0.15, 0.1)
@@ -156,13 +157,13 @@ class CompositeVisual(Visual):
     def set_apoptosis(self, prob: np.ndarray, scale: float) -> None:
         """Apoptosis probability at model resolution."""
         self.apoptosis.set(prob.astype(np.float32, copy=False))
-        self._map_tc = _tc_scale(self.size, prob.shape, scale)
+        self._apop_tc = _tc_scale(self.size, prob.shape, scale)
         self._update_uniforms()
 
     def set_labels(self, labels: np.ndarray, scale: float) -> None:
         """Cell labels (uint32 ids) at model resolution; ids are exact below 2**24."""
         self.labels.set(labels.astype(np.float32))
-        self._map_tc = _tc_scale(self.size, labels.shape, scale)
+        self._label_tc = _tc_scale(self.size, labels.shape, scale)
         self._label_step = (1.0 / labels.shape[1], 1.0 / labels.shape[0])
         self._update_uniforms()
 
@@ -232,8 +233,6 @@ class CompositeVisual(Visual):
             f.add("APOPTOSIS")
         if self.outline_style[0]:
             f.add("OUTLINES")
-        if f & {"APOPTOSIS", "OUTLINES"}:
-            f.add("MAPS")
         return frozenset(f)
 
     def _update_uniforms(self) -> None:
@@ -262,7 +261,8 @@ class CompositeVisual(Visual):
         on, opacity, threshold = self.apop_style
         p["u_apop_style"] = (float(on), opacity, threshold, 0.0)
         p["u_apop_color"] = self.apop_color
-        p["u_map_tc"] = self._map_tc
+        p["u_apop_tc"] = self._apop_tc
+        p["u_label_tc"] = self._label_tc
         p["u_label_step"] = self._label_step
         p["u_lut_size"] = self._lut_size
         on, opacity, fill = self.outline_style
