@@ -54,3 +54,25 @@ def test_conditionals_nest_and_bad_blocks_are_reported():
         resolve_conditionals("#ifdef X\n", set())
     with pytest.raises(LiveaugError):
         resolve_conditionals("#endif\n", set())
+
+
+def test_an_installed_package_finds_its_own_copy_of_the_shaders(tmp_path):
+    """The wheel carries shaders/ as liveaug/shaders (pyproject force-include)."""
+    import importlib.util
+    import shutil
+
+    pkg = tmp_path / "site" / "liveaug"
+    (pkg / "viewer").mkdir(parents=True)
+    shutil.copytree(shader_dir(), pkg / "shaders")
+    shutil.copy(shader_dir().parent / "liveaug" / "viewer" / "shaders.py", pkg / "viewer")
+    spec = importlib.util.spec_from_file_location(
+        "installed_shaders", pkg / "viewer" / "shaders.py"
+    )
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    assert mod.shader_dir() == pkg / "shaders"
+    assert "window_linear" in mod.load_shader("composite.frag.glsl")
+    (pkg / "shaders" / "contrast.glsl").unlink()
+    mod.load_shader.cache_clear()
+    with pytest.raises(LiveaugError, match=r"contrast\.glsl"):
+        mod.load_shader("composite.frag.glsl")
