@@ -13,7 +13,7 @@
 // Uniforms (set by liveaug.viewer.visuals.CompositeVisual):
 //   u_image (sampler2D)      brightfield at frame resolution: r8/r16 normalised by GL, or r32f
 //   u_clim (vec2), u_gamma   base contrast window in the texture's normalised units
-//   u_stain{i} (sampler2D), u_stain{i}_style (vec4: unused, opacity, gamma, unused),
+//   u_stain{i} (sampler2D), u_stain{i}_style (vec4: unused, opacity, unused, unused),
 //   u_stain{i}_color (vec3), u_stain{i}_clim (vec2), u_stain{i}_tc (vec2: frame tc -> map tc)
 //   u_apop, u_apop_style (vec4: unused, opacity, threshold, unused), u_apop_color (vec3),
 //   u_apop_tc (vec2: frame tc -> apoptosis map tc)
@@ -79,7 +79,7 @@ uniform vec4 u_outline_style;
 
 // Add one stain, coloured, to rgb (additive light, like a fluorescence overlay).
 vec3 add_stain(vec3 rgb, sampler2D tex, vec2 tc, vec4 style, vec3 color, vec2 clim) {
-    float v = window_gamma(texture2D(tex, tc).r, clim, style.z);
+    float v = window_linear(texture2D(tex, tc).r, clim);
     return rgb + style.y * v * color;
 }
 

@@ -87,7 +87,6 @@ class StainStyle:
     opacity: float = 1.0
     color: tuple[float, float, float] = (1.0, 1.0, 1.0)
     clim: tuple[float, float] = (0.0, 1.0)
-    gamma: float = 1.0
 
 
 class CompositeVisual(Visual):
@@ -207,7 +206,7 @@ class CompositeVisual(Visual):
         self._update_uniforms()
 
     def set_stain_style(self, slot: str, style: StainStyle) -> None:
-        """On/off, opacity, colour, limits (in the map's own units) and gamma of one stain."""
+        """On/off, opacity, colour and limits (in the map's own units) of one stain."""
         self.stain_styles[slot] = style
         self._update_uniforms()
 
@@ -254,7 +253,7 @@ class CompositeVisual(Visual):
             sm = _norm_max(self.stains[slot].dtype)
             if self.stains[slot].dirty:
                 sm = _norm_max(self.stains[slot]._pending.dtype)  # type: ignore[union-attr]
-            p[f"u_stain{i}_style"] = (float(st.on), st.opacity, st.gamma, 0.0)
+            p[f"u_stain{i}_style"] = (float(st.on), st.opacity, 0.0, 0.0)
             p[f"u_stain{i}_color"] = st.color
             p[f"u_stain{i}_clim"] = (st.clim[0] / sm, st.clim[1] / sm)
             p[f"u_stain{i}_tc"] = self._stain_tc[slot]
