@@ -1,6 +1,6 @@
 // contrast.glsl - intensity windowing shared by the base image and the stain layers.
 //
-// Template variables: none (plain functions, included by composite.frag.glsl).
+// Template variables: none (plain functions, included by the shaders that use them).
 //
 // Values arrive normalised by the texture format (r16: raw / 65535, r8: raw / 255, r32f: as is);
 // limits are given in the same normalised units, so 12/16-bit data is never divided on the CPU.

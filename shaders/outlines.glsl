@@ -1,6 +1,6 @@
 // outlines.glsl - cell outlines from a label texture (edge test in the shader).
 //
-// Template variables: none (plain functions, included by composite.frag.glsl).
+// Template variables: none (plain functions, included by the shaders that use them).
 //
 // Labels are float ids (exact below 2^24) in a nearest-sampled r32f texture. A texel is on the
 // outline when it belongs to a cell and one of its 4 neighbours holds another id. The cell id is

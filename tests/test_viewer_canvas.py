@@ -236,3 +236,24 @@ def _render_without_outlines(canvas) -> np.ndarray:
         return _render(canvas)
     finally:
         canvas.layers["outlines"].visible = True
+
+
+def test_overlays_are_baked_once_per_analysis_not_per_frame(canvas, frames):
+    canvas.layers["dapi"].visible = True
+    canvas.layers["outlines"].visible = True
+    _show(canvas, frames[0], truth_result(frames[0]))
+    canvas.render()
+    maps, outlines = canvas.composite.maps_bake, canvas.composite.outline_bake
+    runs = (maps.runs, outlines.runs)
+    assert min(runs) >= 1
+    for f in frames[1:]:  # new frames, same analysis: no re-bake
+        canvas.set_frame(f)
+        canvas.render()
+    assert (maps.runs, outlines.runs) == runs
+    canvas.set_result(truth_result(frames[1]))  # a new analysis: one bake each
+    canvas.render()
+    canvas.render()
+    assert (maps.runs, outlines.runs) == (runs[0] + 1, runs[1] + 1)
+    canvas.select(int(truth_result(frames[1]).analysis.cells["cell_id"][0]))
+    canvas.render()  # selection changes outlines only
+    assert (maps.runs, outlines.runs) == (runs[0] + 1, runs[1] + 2)

@@ -9,7 +9,11 @@ import pytest
 from liveaug.errors import LiveaugError
 from liveaug.viewer.shaders import load_shader, resolve_conditionals, shader_dir, template_variables
 
-FEATURES = ("GAMMA", "STAIN0", "STAIN1", "STAIN2", "STAIN3", "APOPTOSIS", "OUTLINES")
+FEATURES = {
+    "composite.frag.glsl": ("GAMMA", "STAIN2", "STAIN3", "MAPS", "OUTLINES"),
+    "bake_maps.frag.glsl": ("STAIN0", "STAIN1", "APOPTOSIS"),
+    "bake_outlines.frag.glsl": (),
+}
 
 
 def _code(source: str) -> str:
@@ -32,17 +36,23 @@ def test_every_shader_is_ascii_and_its_header_lists_its_template_variables():
 def test_includes_are_inlined_and_features_switched_at_link_time():
     plain = _code(load_shader("composite.frag.glsl"))
     assert "#include" not in plain and "window_linear" in plain
-    assert "u_stain0" not in plain and "u_labels" not in plain and "u_gamma" not in plain
-    full = _code(load_shader("composite.frag.glsl", frozenset(FEATURES)))
+    for name in ("u_stain2", "u_maps", "u_outlines", "u_gamma"):
+        assert name not in plain
+    full = _code(load_shader("composite.frag.glsl", frozenset(FEATURES["composite.frag.glsl"])))
     assert "#ifdef" not in full and "#endif" not in full
-    for name in ("u_stain0", "u_stain3", "u_apop", "u_labels", "u_lut", "u_gamma", "is_edge"):
+    for name in ("u_stain2", "u_stain3", "u_maps", "u_outlines", "u_gamma"):
         assert name in full
-    header = shader_dir().joinpath("composite.frag.glsl").read_text()
-    used = set(re.findall(r"#ifn?def (\w+)", header))
-    assert used == set(FEATURES)
-    documented = "\n".join(line for line in header.splitlines() if line.startswith("//"))
-    for feature in FEATURES:
-        assert re.search(rf"\b{feature}\b", documented), f"feature {feature} not in the header"
+    maps = _code(load_shader("bake_maps.frag.glsl", frozenset(FEATURES["bake_maps.frag.glsl"])))
+    for name in ("u_stain0", "u_stain1", "u_apop", "window_linear"):
+        assert name in maps
+    outlines = _code(load_shader("bake_outlines.frag.glsl"))
+    assert "is_edge" in outlines and "u_lut" in outlines
+    for fname, features in FEATURES.items():
+        header = shader_dir().joinpath(fname).read_text()
+        assert set(re.findall(r"#ifn?def (\w+)", header)) == set(features), fname
+        documented = "\n".join(line for line in header.splitlines() if line.startswith("//"))
+        for feature in features:
+            assert re.search(rf"\b{feature}\b", documented), f"{fname}: {feature} undocumented"
 
 
 def test_conditionals_nest_and_bad_blocks_are_reported():

@@ -5,6 +5,11 @@ Data setters only store the array and mark its texture dirty; textures are uploa
 while the shape and dtype stay the same. uint8/uint16 frames are uploaded as they are (``r8`` /
 ``r16`` textures, normalised by GL), so 12- and 16-bit data reaches the shader unscaled; contrast
 limits are converted to the texture's normalised units instead.
+
+Frames come about three times as often as analyses. What changes only with an analysis (virtual
+stains, apoptosis tint, phase-coloured outlines) is therefore coloured and edge-tested on the GPU
+once per analysis, by two small render-to-texture passes at model resolution (:class:`Bake`);
+each frame's draw then samples the brightfield, the real channels and those two textures.
 """
 
 from __future__ import annotations
@@ -13,7 +18,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
-from vispy.gloo import Texture2D, VertexBuffer
+from vispy import gloo
+from vispy.gloo import FrameBuffer, Texture2D, VertexBuffer
 from vispy.visuals import Visual
 
 from liveaug.viewer.shaders import load_shader
@@ -79,6 +85,66 @@ class TextureSlot:
         return True
 
 
+class Bake:
+    """A render-to-texture pass, run on the GPU only when its inputs changed (``dirty``)."""
+
+    def __init__(self, frag: str, internalformat: str, interpolation: str) -> None:
+        self.frag = frag
+        self.internalformat = internalformat
+        self.interpolation = interpolation
+        self.program: gloo.Program | None = None
+        self.defines: frozenset[str] | None = None
+        self.texture: Texture2D | None = None
+        self.fbo: FrameBuffer | None = None
+        self.shape: tuple[int, int] = (0, 0)
+        self.dirty = True
+        self.runs = 0
+        self._quad = VertexBuffer(np.array([[-1, -1], [1, -1], [-1, 1], [1, 1]], np.float32))
+
+    def run(
+        self,
+        shape: tuple[int, int],
+        defines: frozenset[str],
+        uniforms: dict[str, object],
+        textures: dict[str, Texture2D | None],
+    ) -> bool:
+        """Render into the target (``shape`` texels); True when the target was reallocated."""
+        if self.program is None or defines != self.defines:
+            self.program = gloo.Program(
+                load_shader("bake.vert.glsl"), load_shader(self.frag, defines)
+            )
+            self.program["a_position"] = self._quad
+            self.defines = defines
+        new_target = self.texture is None or shape != self.shape
+        if new_target:
+            self.texture = Texture2D(
+                shape=(*shape, 4),
+                format="rgba",
+                internalformat=self.internalformat,
+                interpolation=self.interpolation,
+                wrapping="clamp_to_edge",
+            )
+            self.fbo = FrameBuffer(color=self.texture)
+            self.shape = shape
+        program = self.program
+        code = {name for _kind, _type, name in program.variables}
+        for name, value in (*uniforms.items(), *textures.items()):
+            if name in code and value is not None:
+                program[name] = value
+        canvas = gloo.get_current_canvas()
+        ctx = canvas.context
+        h, w = shape
+        with self.fbo:  # type: ignore[union-attr]
+            ctx.set_viewport(0, 0, w, h)
+            ctx.set_state(blend=False, depth_test=False, cull_face=False)
+            program.draw("triangle_strip")
+        stack = getattr(canvas, "_vp_stack", None)  # SceneCanvas keeps the active viewport
+        ctx.set_viewport(*(stack[-1] if stack else (0, 0, *canvas.physical_size)))
+        self.dirty = False
+        self.runs += 1
+        return new_target
+
+
 @dataclass
 class StainStyle:
     """How one stain slot is drawn."""
@@ -129,6 +195,9 @@ class CompositeVisual(Visual):
         self.apop_style = (False, 0.6, 0.5)
         self.apop_color = (1.0, 0.15, 0.1)
         self.outline_style = (False, 1.0, 0.35)
+        self.maps_bake = Bake("bake_maps.frag.glsl", "rgba32f", "linear")
+        self.outline_bake = Bake("bake_outlines.frag.glsl", "rgba8", "nearest")
+        self._maps_tc = (1.0, 1.0)
         self._update_uniforms()
 
     def _slots(self) -> list[TextureSlot]:
@@ -151,12 +220,15 @@ class CompositeVisual(Visual):
             return
         self.stains[slot].set(data)
         self._stain_tc[slot] = _tc_scale(self.size, data.shape, scale)
+        if slot in ("dapi", "membrane"):
+            self.maps_bake.dirty = True
         self._update_uniforms()
 
     def set_apoptosis(self, prob: np.ndarray, scale: float) -> None:
         """Apoptosis probability at model resolution."""
         self.apoptosis.set(prob.astype(np.float32, copy=False))
         self._apop_tc = _tc_scale(self.size, prob.shape, scale)
+        self.maps_bake.dirty = True
         self._update_uniforms()
 
     def set_labels(self, labels: np.ndarray, scale: float) -> None:
@@ -164,6 +236,7 @@ class CompositeVisual(Visual):
         self.labels.set(labels.astype(np.float32))
         self._label_tc = _tc_scale(self.size, labels.shape, scale)
         self._label_step = (1.0 / labels.shape[1], 1.0 / labels.shape[0])
+        self.outline_bake.dirty = True
         self._update_uniforms()
 
     def set_cells(
@@ -187,6 +260,7 @@ class CompositeVisual(Visual):
             table[selected, 1] = 255
         self.lut.set(table.reshape(rows, LUT_WIDTH, 4))
         self._lut_size = (LUT_WIDTH, rows)
+        self.outline_bake.dirty = True
         self._update_uniforms()
 
     def set_phase_colors(self, colors: Sequence[tuple[float, float, float]]) -> None:
@@ -196,6 +270,7 @@ class CompositeVisual(Visual):
             table[0, i, :3] = np.round(np.clip(c, 0, 1) * 255).astype(np.uint8)
             table[0, i, 3] = 255
         self.phase_colors.set(table)
+        self.outline_bake.dirty = True
         self.update()
 
     # -- styles --------------------------------------------------------------------------------
@@ -208,6 +283,8 @@ class CompositeVisual(Visual):
     def set_stain_style(self, slot: str, style: StainStyle) -> None:
         """On/off, opacity, colour and limits (in the map's own units) of one stain."""
         self.stain_styles[slot] = style
+        if slot in ("dapi", "membrane"):
+            self.maps_bake.dirty = True
         self._update_uniforms()
 
     def set_apoptosis_style(
@@ -216,22 +293,31 @@ class CompositeVisual(Visual):
         """Tint where the apoptosis probability passes ``threshold``."""
         self.apop_style = (on, opacity, threshold)
         self.apop_color = color
+        self.maps_bake.dirty = True
         self._update_uniforms()
 
     def set_outline_style(self, on: bool, opacity: float, fill: float = 0.35) -> None:
         """Cell outlines coloured by phase; ``fill`` is the selected cell's fill opacity."""
         self.outline_style = (on, opacity, fill)
+        self.outline_bake.dirty = True
         self._update_uniforms()
 
     def features(self) -> frozenset[str]:
-        """The shader features the current styles need (see composite.frag.glsl)."""
-        f = {f"STAIN{i}" for i, s in enumerate(STAIN_SLOTS) if self.stain_styles[s].on}
+        """The composite shader's features for the current styles (see composite.frag.glsl)."""
+        f = {f"STAIN{i}" for i in (2, 3) if self.stain_styles[STAIN_SLOTS[i]].on}
         if abs(self.gamma - 1.0) > 1e-6:
             f.add("GAMMA")
-        if self.apop_style[0]:
-            f.add("APOPTOSIS")
+        if self._map_features():
+            f.add("MAPS")
         if self.outline_style[0]:
             f.add("OUTLINES")
+        return frozenset(f)
+
+    def _map_features(self) -> frozenset[str]:
+        """Features of the stains/apoptosis bake (see bake_maps.frag.glsl)."""
+        f = {f"STAIN{i}" for i in (0, 1) if self.stain_styles[STAIN_SLOTS[i]].on}
+        if self.apop_style[0]:
+            f.add("APOPTOSIS")
         return frozenset(f)
 
     def _update_uniforms(self) -> None:
@@ -248,24 +334,72 @@ class CompositeVisual(Visual):
         m = self._image_max
         p["u_clim"] = (self.clim[0] / m, self.clim[1] / m)
         p["u_gamma"] = self.gamma
-        for i, slot in enumerate(STAIN_SLOTS):
-            st = self.stain_styles[slot]
-            sm = _norm_max(self.stains[slot].dtype)
-            if self.stains[slot].dirty:
-                sm = _norm_max(self.stains[slot]._pending.dtype)  # type: ignore[union-attr]
-            p[f"u_stain{i}_style"] = (float(st.on), st.opacity, 0.0, 0.0)
-            p[f"u_stain{i}_color"] = st.color
-            p[f"u_stain{i}_clim"] = (st.clim[0] / sm, st.clim[1] / sm)
-            p[f"u_stain{i}_tc"] = self._stain_tc[slot]
-        on, opacity, threshold = self.apop_style
-        p["u_apop_style"] = (float(on), opacity, threshold, 0.0)
+        for i in (2, 3):
+            for name, value in self._stain_uniforms(i, self._stain_tc[STAIN_SLOTS[i]]).items():
+                p[name] = value
+        p["u_maps_tc"] = self._maps_tc
         p["u_apop_color"] = self.apop_color
-        p["u_apop_tc"] = self._apop_tc
         p["u_label_tc"] = self._label_tc
-        p["u_label_step"] = self._label_step
-        p["u_lut_size"] = self._lut_size
+
+    def _stain_uniforms(self, i: int, tc: tuple[float, float]) -> dict[str, object]:
+        slot = STAIN_SLOTS[i]
+        st = self.stain_styles[slot]
+        tex = self.stains[slot]
+        sm = _norm_max(tex._pending.dtype if tex._pending is not None else tex.dtype)
+        return {
+            f"u_stain{i}_style": (float(st.on), st.opacity, 0.0, 0.0),
+            f"u_stain{i}_color": st.color,
+            f"u_stain{i}_clim": (st.clim[0] / sm, st.clim[1] / sm),
+            f"u_stain{i}_tc": tc,
+        }
+
+    def _bake_maps(self) -> None:
+        """Colour the virtual stains and the apoptosis tint into one texture (map resolution)."""
+        defines = self._map_features()
+        # the target is the grid of the first map that is on; the others are sampled onto it
+        order = [("STAIN0", "dapi"), ("STAIN1", "membrane"), ("APOPTOSIS", "apoptosis")]
+        first = next(slot for feat, slot in order if feat in defines)
+        target = self.apoptosis if first == "apoptosis" else self.stains[first]
+        target_tc = self._apop_tc if first == "apoptosis" else self._stain_tc[first]
+        shape = (target.shape[0], target.shape[1])
+
+        def rel(tc: tuple[float, float]) -> tuple[float, float]:
+            return (tc[0] / target_tc[0], tc[1] / target_tc[1])
+
+        on, opacity, threshold = self.apop_style
+        uniforms: dict[str, object] = {
+            "u_apop_style": (float(on), opacity, threshold, 0.0),
+            "u_apop_tc": rel(self._apop_tc),
+        }
+        for i in (0, 1):
+            uniforms.update(self._stain_uniforms(i, rel(self._stain_tc[STAIN_SLOTS[i]])))
+        textures = {
+            "u_stain0": self.stains["dapi"].texture,
+            "u_stain1": self.stains["membrane"].texture,
+            "u_apop": self.apoptosis.texture,
+        }
+        if self.maps_bake.run(shape, defines, uniforms, textures):
+            self.shared_program["u_maps"] = self.maps_bake.texture
+        if target_tc != self._maps_tc:
+            self._maps_tc = target_tc
+            self.shared_program["u_maps_tc"] = target_tc
+
+    def _bake_outlines(self) -> None:
+        """Edge-test the labels and colour the outlines by phase (label resolution)."""
         on, opacity, fill = self.outline_style
-        p["u_outline_style"] = (float(on), opacity, fill, 0.0)
+        uniforms = {
+            "u_label_step": self._label_step,
+            "u_lut_size": self._lut_size,
+            "u_outline_style": (float(on), opacity, fill, 0.0),
+        }
+        textures = {
+            "u_labels": self.labels.texture,
+            "u_lut": self.lut.texture,
+            "u_phase_colors": self.phase_colors.texture,
+        }
+        shape = (self.labels.shape[0], self.labels.shape[1])
+        if self.outline_bake.run(shape, frozenset(), uniforms, textures):
+            self.shared_program["u_outlines"] = self.outline_bake.texture
 
     # -- vispy hooks ---------------------------------------------------------------------------
     def _prepare_transforms(self, view: object) -> None:
@@ -280,6 +414,9 @@ class CompositeVisual(Visual):
             for slot in (*self._slots(), self.lut, self.phase_colors):
                 if slot.texture is not None:
                     self.shared_program[slot.uniform] = slot.texture
+            for name, bake in (("u_maps", self.maps_bake), ("u_outlines", self.outline_bake)):
+                if bake.texture is not None:
+                    self.shared_program[name] = bake.texture
             self._need_rebind = False
         if self._need_vertex_update:
             h, w = self.size
@@ -291,6 +428,10 @@ class CompositeVisual(Visual):
         prog = self.shared_program
         for slot in (*self._slots(), self.lut, self.phase_colors):
             slot.upload(prog)
+        if "MAPS" in self._features and self.maps_bake.dirty:
+            self._bake_maps()
+        if "OUTLINES" in self._features and self.outline_bake.dirty:
+            self._bake_outlines()
         return True
 
     def _compute_bounds(self, axis: int, view: object) -> tuple[float, float]:
