@@ -344,7 +344,7 @@ class Predictor:
         for o in outs:
             binding.bind_output(o, "cuda")
         m.session.run_with_iobinding(binding)
-        return [v.numpy() for v in binding.get_outputs()]
+        return list(binding.copy_outputs_to_cpu())
 
     def _run_tiled(self, m: _Loaded, x: np.ndarray, outs: list[str]) -> dict[str, np.ndarray]:
         """Overlapping tiles; each keeps its centre (the borders see too little context)."""

@@ -44,7 +44,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         type=Path,
         help="skip training: export and evaluate this checkpoint (model.pt) instead",
     )
-    p.add_argument("--eval-sessions", type=int, default=4, help="held-out sessions per setting")
+    p.add_argument("--train-minutes", type=float, help=argparse.SUPPRESS)
+    p.add_argument("--eval-sessions", type=int, default=8, help="held-out sessions per setting")
     p.add_argument("--eval-frames", type=int, default=5, help="frames per held-out session")
 
 
@@ -64,11 +65,11 @@ def run(args: argparse.Namespace) -> int:
     from liveaug.training.train import TrainConfig, load_checkpoint, save_checkpoint, train
 
     t_start = time.monotonic()
-    work = args.out.parent / f".{args.out.name}.work"
+    work = args.cache.parent / f"work-{args.out.name}"  # checkpoint and raw ONNX, not shipped
     work.mkdir(parents=True, exist_ok=True)
     if args.checkpoint:
         model, cfg = load_checkpoint(args.checkpoint)
-        minutes_train = None
+        minutes_train = args.train_minutes
     else:
         if not args.cache.is_file():
             with progress(args.sessions, "simulate", unit="session") as bar:

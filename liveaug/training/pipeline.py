@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import platform
 import time
 from pathlib import Path
@@ -177,7 +178,7 @@ def finish_model(
         "train_minutes": train_minutes,
         "train_config": {k: v for k, v in cfg.__dict__.items()},
         "eval": {"sessions": eval_sessions, "frames": eval_frames},
-        "machine": platform.processor() or platform.machine(),
+        "machine": _cpu_name(),
         "date": time.strftime("%Y-%m-%d"),
     }
     report["meta"] = meta
@@ -197,6 +198,17 @@ def finish_model(
             extra_config={**extra, "accuracy": _card_figures(report["accuracy"][variant])},
         )
     return report
+
+
+def _cpu_name() -> str:
+    """CPU model and core count, for the card's speed figures."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return f"{line.split(':', 1)[1].strip()}, {os.cpu_count()} cores"
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
 
 
 def _card_figures(acc: dict[str, Any]) -> dict[str, dict[str, float]]:

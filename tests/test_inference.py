@@ -1,0 +1,241 @@
+"""The inference engine: providers, pre/post-processing, role selection, tiling, bad models."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+from liveaug.cli import main
+from liveaug.frame import ROLES, Prediction
+from liveaug.inference import Predictor, check_model, probe_providers
+from liveaug.model_eval import Accumulator, pearson
+from liveaug.model_zoo import ModelError, find_models, load_model, sha256_of
+from liveaug.preprocess import bin_image, pad_to_multiple, zero_mean_unit_variance
+from liveaug.sources.simulated import SimulatedMicroscope, SimulationConfig
+
+SHIPPED = next(m for m in find_models() if m.name == "liveaug-bf4")
+
+
+@pytest.fixture(scope="module")
+def predictor() -> Predictor:
+    return Predictor([SHIPPED], threads=1)
+
+
+@pytest.fixture(scope="module")
+def frame():
+    sim = SimulatedMicroscope(SimulationConfig(height=256, width=256, seed=42))
+    sim.open()
+    return sim.read()
+
+
+def test_provider_probe_is_quiet_and_one_line():
+    code = (
+        "from liveaug.inference import probe_providers, Predictor\n"
+        "print(probe_providers().line())\n"
+        "Predictor(threads=1)\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120
+    )
+    assert out.stderr == ""
+    line = out.stdout.strip()
+    assert "\n" not in line and line.startswith("onnxruntime ")
+    assert "CPU" in line
+    report = probe_providers()
+    assert report.usable[-1] == "CPUExecutionProvider"
+    for prov in ("TensorrtExecutionProvider", "CUDAExecutionProvider"):
+        assert prov in report.usable or prov in report.reasons
+
+
+def test_predict_all_roles_at_half_resolution(predictor, frame):
+    pred = predictor.predict(frame)
+    assert isinstance(pred, Prediction)
+    assert set(pred.maps) == set(ROLES)
+    assert pred.scale == 0.5
+    assert pred.maps["dapi"].shape == (128, 128)
+    assert pred.maps["phase"].shape == (5, 128, 128)
+    np.testing.assert_allclose(pred.maps["phase"].sum(0), 1.0, atol=1e-4)
+    assert 0 <= pred.maps["apoptosis"].min() and pred.maps["apoptosis"].max() <= 1
+    assert pred.models["dapi"].startswith(load_model(SHIPPED).name)
+    assert pred.provider == "CPU"
+
+
+def test_only_wanted_roles_are_computed(predictor, frame):
+    pred = predictor.predict(frame, ["phase"])
+    assert set(pred.maps) == {"phase"}
+    assert predictor.predict(frame, []).maps == {}
+
+
+def test_odd_sizes_are_padded_and_cropped(predictor):
+    img = np.random.default_rng(0).integers(200, 3000, (301, 203)).astype(np.uint16)
+    pred = predictor.predict(img)
+    assert pred.maps["membrane"].shape == (150, 101)
+
+
+def test_full_resolution_tiles_match_one_pass_when_tile_covers_frame(frame):
+    one = Predictor([SHIPPED], resolution="full", tile=512, threads=1).predict(frame, ["dapi"])
+    tiled = Predictor([SHIPPED], resolution="full", tile=160, overlap=48, threads=1).predict(
+        frame, ["dapi"]
+    )
+    assert one.scale == tiled.scale == 1.0
+    assert one.maps["dapi"].shape == tiled.maps["dapi"].shape == frame.shape
+    # tiles see less context at their seams, but overlap keeps them close to the one-pass map
+    assert pearson(one.maps["dapi"], tiled.maps["dapi"]) > 0.97
+
+
+def test_preprocessing_helpers():
+    x = np.arange(36, dtype=np.float32).reshape(6, 6)
+    b = bin_image(x, 2)
+    assert b.shape == (3, 3) and b[0, 0] == np.mean([0, 1, 6, 7])
+    z = zero_mean_unit_variance(x)
+    assert abs(z.mean()) < 1e-6 and abs(z.std() - 1) < 1e-5
+    p, (h, w) = pad_to_multiple(np.zeros((2, 5, 7)), 4)
+    assert p.shape == (2, 8, 8) and (h, w) == (5, 7)
+
+
+def test_shipped_model_reproduces_its_test_output():
+    diffs = check_model(load_model(SHIPPED))
+    assert set(diffs) == set(ROLES)
+
+
+def test_accumulator_scores_a_perfect_prediction(frame):
+    t = frame.truth
+    lab = t.cell_labels
+    phase = np.zeros((5, *lab.shape), np.float32)
+    lut = np.zeros(lab.max() + 1, np.int64)
+    lut[t.cells["cell_id"]] = t.cells["phase"] + 1
+    cls = lut[lab]
+    for c in range(5):
+        phase[c] = cls == c
+    apo_lut = np.zeros(lab.max() + 1, np.float32)
+    apo_lut[t.cells["cell_id"]] = t.cells["apoptotic"]
+    maps = {
+        "dapi": t.dapi.astype(np.float32),
+        "membrane": t.membrane.astype(np.float32),
+        "phase": phase,
+        "apoptosis": apo_lut[lab],
+    }
+    acc = Accumulator()
+    acc.add(frame, Prediction(frame.index, maps, 1.0, {}, "CPU"))
+    s = acc.summary()
+    assert s["dapi_r"] == pytest.approx(1.0)
+    assert s["phase_balanced_accuracy"] == pytest.approx(1.0)
+
+
+# -- bad model files: one clear ModelError naming the file and the problem ---------------------
+
+
+@pytest.fixture
+def broken(tmp_path) -> Path:
+    dst = tmp_path / "model"
+    shutil.copytree(SHIPPED, dst)
+    return dst
+
+
+def _edit_rdf(folder: Path, fn) -> None:
+    rdf = yaml.safe_load((folder / "rdf.yaml").read_text())
+    fn(rdf)
+    (folder / "rdf.yaml").write_text(yaml.safe_dump(rdf, sort_keys=False))
+
+
+def test_missing_rdf(broken):
+    (broken / "rdf.yaml").unlink()
+    with pytest.raises(ModelError, match=r"no rdf\.yaml"):
+        load_model(broken)
+
+
+def test_bare_onnx_file_needs_its_rdf(broken):
+    with pytest.raises(ModelError, match="bare ONNX file"):
+        load_model(broken / "weights.onnx")
+
+
+def test_not_onnx(broken):
+    (broken / "weights.onnx").write_text("this is not a model")
+
+    def fix_sha(rdf):
+        rdf["weights"]["onnx"]["sha256"] = sha256_of(broken / "weights.onnx")
+
+    _edit_rdf(broken, fix_sha)
+    with pytest.raises(ModelError, match=r"weights\.onnx: onnxruntime cannot load it"):
+        Predictor([broken])
+
+
+def test_sha_mismatch(broken):
+    with (broken / "weights.onnx").open("ab") as f:
+        f.write(b"\0")
+    with pytest.raises(ModelError, match="sha256 does not match"):
+        load_model(broken)
+
+
+def test_wrong_rank(broken):
+    def drop_batch(rdf):
+        rdf["inputs"][0]["axes"] = rdf["inputs"][0]["axes"][1:]
+
+    _edit_rdf(broken, drop_batch)
+    with pytest.raises(ModelError, match="rank 4"):
+        Predictor([broken])
+
+
+def test_wrong_channels(broken):
+    def two_channels(rdf):
+        rdf["inputs"][0]["axes"][1]["channel_names"] = ["bf", "phase"]
+
+    _edit_rdf(broken, two_channels)
+    with pytest.raises(ModelError, match="2 channels"):
+        load_model(broken)
+
+
+def test_unknown_role(broken):
+    _edit_rdf(broken, lambda rdf: rdf["config"]["liveaug"]["roles"].update(nuclei="dapi"))
+    with pytest.raises(ModelError, match="unknown role 'nuclei'"):
+        load_model(broken)
+
+
+def test_test_output_mismatch(broken):
+    np.save(broken / "test_output_dapi.npy", np.load(broken / "test_output_dapi.npy") + 1)
+
+    def fix_sha(rdf):
+        for o in rdf["outputs"]:
+            o["test_tensor"]["sha256"] = sha256_of(broken / o["test_tensor"]["source"])
+
+    _edit_rdf(broken, fix_sha)
+    with pytest.raises(ModelError, match="output dapi differs"):
+        check_model(load_model(broken))
+
+
+def test_user_model_without_liveaug_block_loads_by_output_ids(broken):
+    _edit_rdf(broken, lambda rdf: rdf.pop("config"))
+    spec = load_model(broken)
+    assert set(spec.roles) == set(ROLES)
+
+
+# -- command line -----------------------------------------------------------------------------
+
+
+def test_models_cli(capsys, broken):
+    assert main(["models", "list"]) == 0
+    assert "liveaug-bf4" in capsys.readouterr().out
+    assert main(["models", "info", "liveaug-bf4"]) == 0
+    assert "role phase" in capsys.readouterr().out
+    assert main(["models", "check", str(SHIPPED)]) == 0
+    assert "test outputs reproduced" in capsys.readouterr().out
+    (broken / "rdf.yaml").unlink()
+    assert main(["models", "check", str(broken)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and "no rdf.yaml" in err
+
+
+def test_models_eval_on_a_session(tmp_path, capsys):
+    session = tmp_path / "s.ome.zarr"
+    assert main(["simulate", str(session), "--frames", "2", "--size", "256", "256"]) == 0
+    out_json = tmp_path / "fig.json"
+    assert main(["models", "eval", str(session), "--json", str(out_json)]) == 0
+    out = capsys.readouterr().out
+    assert "phase_balanced_accuracy" in out and "dapi_r" in out
+    assert out_json.is_file()
