@@ -15,6 +15,17 @@ from liveaug.cli import main
 pytestmark = [pytest.mark.gl, pytest.mark.timeout(180)]
 
 
+@pytest.fixture(autouse=True)
+def _own_settings(tmp_path):
+    """Windows made by the commands remember settings under tmp, not in the user's config."""
+    from PyQt6.QtCore import QSettings
+
+    fmt, scope = QSettings.Format.NativeFormat, QSettings.Scope.UserScope
+    QSettings.setPath(fmt, scope, str(tmp_path / "config"))
+    yield
+    QSettings.setPath(fmt, scope, str(tmp_path / "config-after"))
+
+
 def _liveaug_threads() -> list[str]:
     return [t.name for t in threading.enumerate() if t.name.startswith("liveaug-") and t.is_alive()]
 
