@@ -5,8 +5,8 @@ Run (a screen, or Xvfb on a headless machine)::
     xvfb-run -a -s "-screen 0 1280x1024x24" .venv/bin/python docs/make_screenshot.py [MAPS]
 
 What ``liveaug demo`` shows: a 512² simulated culture at 30 frames/s through the predictor and
-the per-cell analysis; ``MAPS`` is ``truth`` (the simulator's truth maps, the default here until
-the shipped model is trained; the status bar names the provider), ``model`` or ``auto``. The
+the per-cell analysis; ``MAPS`` is ``auto`` (the shipped model when installed), ``model`` or
+``truth`` (the simulator's truth maps; the status bar names the provider either way). The
 script plays ~15 s so the plots have a history, selects the largest cell (its row, fill and time
 series) and the ids, then grabs the whole window.
 """
@@ -23,7 +23,7 @@ import numpy as np
 OUT = Path(__file__).with_name("screenshot.png")
 
 
-def main(maps: str = "truth", seconds: float = 15.0) -> None:
+def main(maps: str = "auto", seconds: float = 15.0) -> None:
     from PyQt6.QtCore import QSettings
 
     from liveaug.commands.demo import choose_maps
