@@ -179,7 +179,15 @@ def _figures(acc: _Acc) -> dict[str, Any]:
         found += ok
     out["divisions"] = divisions
     out["divisions_found"] = found / divisions if divisions else float("nan")
-    # translocations: true imports that started while the cell was in view (seen before)
+
+    # translocations: true imports that started while the cell was in view (seen before). An
+    # event counts for a cell when fired on a track that followed that cell (matched at IoU 0.5
+    # in some frame from CATCH_WINDOW before the start to the event), within CATCH_WINDOW frames
+    # of the start — the track is the cell even where one frame's segmentation was poor.
+    def tracks_of(t_id: int, lo: int, hi: int) -> set[int]:
+        lo, hi = max(0, lo), min(len(acc.matches) - 1, hi)
+        return {p for m in acc.matches[lo : hi + 1] if (p := m.get(t_id)) is not None}
+
     caught_ids: set[tuple[int, int]] = set()
     ev_used: set[int] = set()
     n_imports = 0
@@ -187,17 +195,24 @@ def _figures(acc: _Acc) -> dict[str, Any]:
         if start <= acc.true_first[t_id] or start + CATCH_WINDOW >= len(acc.matches):
             continue
         n_imports += 1
+        tracks = tracks_of(t_id, start - CATCH_WINDOW, start + CATCH_WINDOW)
         for k, (pos, p_id) in enumerate(acc.events):
-            if start <= pos <= start + CATCH_WINDOW and acc.matches[pos].get(t_id) == p_id:
+            if start <= pos <= start + CATCH_WINDOW and p_id in tracks:
                 caught_ids.add((t_id, start))
                 ev_used.add(k)
-    # an event on a cell that is importing (any time after the start) is not a false alarm
+    # an event on a track of a cell that is importing (started before the event) is no false
+    # alarm even when late; anything else is
+    importing: dict[int, set[int]] = defaultdict(set)  # track -> frames it followed an importer
+    for t_id, start in acc.transloc.items():
+        for pos in range(max(0, start - CATCH_WINDOW), len(acc.matches)):
+            p = acc.matches[pos].get(t_id)
+            if p is not None:
+                importing[p].add(start)
     false = 0
     for k, (pos, p_id) in enumerate(acc.events):
         if k in ev_used:
             continue
-        t_ids = [t for t, p in acc.matches[pos].items() if p == p_id]
-        if not any(t in acc.transloc and acc.transloc[t] <= pos for t in t_ids):
+        if not any(start <= pos for start in importing.get(p_id, ())):
             false += 1
     out["translocations"] = n_imports
     out["translocations_caught"] = len(caught_ids) / n_imports if n_imports else float("nan")
