@@ -111,7 +111,16 @@ class Pipeline:
         Gets every frame, in order, on its own thread; closed by :meth:`stop`.
     record_queue : int
         Frames the recorder may fall behind before acquisition waits for it.
+    roles : iterable of str
+        What to predict for the :data:`DEFAULT_CONSUMER` until someone says otherwise.
+    max_analysis_hz : float, optional
+        Start at most this many analyses per second (the frames in between are dropped and
+        counted). On a small CPU this leaves the display and acquisition a share of the cores;
+        None analyses as fast as the compute allows.
     """
+
+    DEFAULT_CONSUMER = "default"
+    """Consumer name under which the constructor's ``roles`` are requested."""
 
     frame_acquired = Signal(object)
     """Emits each :class:`~liveaug.frame.Frame` as it arrives (acquisition thread)."""
@@ -129,6 +138,8 @@ class Pipeline:
         recorder: Recorder | None = None,
         record_queue: int = 256,
         stats_window: int = 300,
+        roles: Iterable[str] = ROLES,
+        max_analysis_hz: float | None = None,
     ) -> None:
         self.source = source
         self.predictor = predictor
@@ -140,8 +151,10 @@ class Pipeline:
         self._work = Latest[_Arrival]()
         self._results = Latest[Result]()
         self._record_q: queue.Queue[Frame | None] = queue.Queue(maxsize=record_queue)
-        self._wanted: dict[str, frozenset[str]] = {"default": frozenset(ROLES)}
+        self._wanted: dict[str, frozenset[str]] = {}
         self._lock = threading.Lock()
+        self.request_roles(self.DEFAULT_CONSUMER, roles)
+        self.max_analysis_hz = max_analysis_hz
         self._stop = threading.Event()
         self._running = threading.Event()  # cleared = paused
         self._source_done = threading.Event()
@@ -158,7 +171,11 @@ class Pipeline:
 
     # -- what to compute --------------------------------------------------------------------------
     def request_roles(self, consumer: str, roles: Iterable[str]) -> None:
-        """Declare which roles ``consumer`` (an overlay, a rule, a table) needs; union runs."""
+        """Declare which roles ``consumer`` (an overlay, a rule, a table) needs; union runs.
+
+        A consumer that decides everything itself (the viewer) clears
+        :data:`DEFAULT_CONSUMER`'s request first.
+        """
         roles = frozenset(roles)
         unknown = roles - set(ROLES)
         if unknown:
@@ -338,12 +355,19 @@ class Pipeline:
             self._emit_event("error", "record", _one_line(exc))
 
     def _compute_loop(self) -> None:
+        next_start = 0.0
         while not self._stop.is_set():
+            if self.max_analysis_hz:  # rate cap: wait, then take the newest frame
+                wait = next_start - time.monotonic()
+                if wait > 0 and self._stop.wait(wait):
+                    break
             arrival = self._work.get(timeout=0.1)
             if arrival is None:
                 if self._work.closed:
                     break
                 continue
+            if self.max_analysis_hz:
+                next_start = time.monotonic() + 1.0 / self.max_analysis_hz
             try:
                 self._compute(arrival)
             finally:

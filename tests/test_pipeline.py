@@ -160,3 +160,15 @@ def test_memory_flat_over_10000_frames():
     grown = rss_mb() - base
     assert pipe.stop()
     assert grown < 8.0, f"RSS grew {grown:.1f} MB over 9 000 frames"
+
+
+def test_analysis_rate_cap_drops_frames_between_analyses():
+    pipe = Pipeline(
+        SimulatedMicroscope(SMALL, fps=60.0), predictor=BlurPredictor(), max_analysis_hz=10.0
+    )
+    with pipe:
+        time.sleep(1.5)
+    stats = pipe.stats()
+    assert stats["acquired"] >= 60
+    assert 8 <= stats["analysed"] <= 17  # ~10 Hz over 1.5 s, not the 60 fps source
+    assert stats["dropped"] >= stats["acquired"] - stats["analysed"] - 2

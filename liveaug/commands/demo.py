@@ -30,6 +30,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", action="append", help="model folder(s) (default: shipped)")
     p.add_argument("--rules", type=Path, metavar="RULES.yaml", help="event rules")
     p.add_argument(
+        "--analysis-hz",
+        type=float,
+        default=10.0,
+        metavar="HZ",
+        help="analyse at most this often (default 10; 0 = as fast as possible), "
+        "leaving CPU for a smooth display",
+    )
+    p.add_argument(
         "--frames",
         type=int,
         metavar="N",
@@ -64,7 +72,12 @@ def run(args: argparse.Namespace) -> int:
     source = SimulatedMicroscope(config, fps=args.fps)
     metadata = {"simulation": config.to_dict()}
     pipeline = live_pipeline(
-        source, maps=maps, models=args.model, rules=args.rules, metadata=metadata
+        source,
+        maps=maps,
+        models=args.model,
+        rules=args.rules,
+        metadata=metadata,
+        max_analysis_hz=args.analysis_hz,
     )
     return show(
         pipeline,

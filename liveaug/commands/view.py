@@ -19,6 +19,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", action="append", help="model folder(s) (default: shipped)")
     p.add_argument("--rules", type=Path, metavar="RULES.yaml", help="event rules")
     p.add_argument(
+        "--analysis-hz",
+        type=float,
+        default=10.0,
+        metavar="HZ",
+        help="analyse at most this often (default 10; 0 = as fast as possible), "
+        "leaving CPU for a smooth display",
+    )
+    p.add_argument(
         "--frames", type=int, metavar="N", help="close by itself after N frames were drawn"
     )
 
@@ -29,7 +37,13 @@ def run(args: argparse.Namespace) -> int:
 
     qt_app()  # no screen: one line now, before models load
     camera = camera_from_args(args)  # every frame reaches the recorder; compute takes the newest
-    pipeline = live_pipeline(camera, maps="model", models=args.model, rules=args.rules)
+    pipeline = live_pipeline(
+        camera,
+        maps="model",
+        models=args.model,
+        rules=args.rules,
+        max_analysis_hz=args.analysis_hz,
+    )
     return show(
         pipeline,
         make_pipeline=replay_factory(maps="model", models=args.model, rules=args.rules),

@@ -49,8 +49,12 @@ def live_pipeline(
     rules: str | Path | None = None,
     snapshot_dir: str | Path | None = None,
     metadata: dict[str, Any] | None = None,
+    max_analysis_hz: float | None = 10.0,
 ) -> Pipeline:
     """``source`` → predictor (models, or ``maps="truth"`` for simulated frames) → analyzer.
+
+    Analyses are capped at ``max_analysis_hz`` (None: as fast as the compute allows) so that
+    on a small CPU the display and acquisition keep a share of the cores.
 
     The recorder is a :class:`~liveaug.viewer.recording.SwitchableRecorder`, idle until the
     Record button. ``metadata`` is the session's (truth maps read the simulated camera from it).
@@ -71,7 +75,13 @@ def live_pipeline(
         predictor = make_predictor(maps, models=models, metadata=metadata)
     analyzer = Analyzer(rules=rules, snapshot_dir=snapshot_dir)
     analyzer.source = source
-    return Pipeline(source, predictor=predictor, analyzer=analyzer, recorder=SwitchableRecorder())
+    return Pipeline(
+        source,
+        predictor=predictor,
+        analyzer=analyzer,
+        recorder=SwitchableRecorder(),
+        max_analysis_hz=max_analysis_hz or None,
+    )
 
 
 def replay_factory(

@@ -395,7 +395,7 @@ class ViewerWindow(QMainWindow):
     def _apply_roles(self) -> None:
         roles = {r for lay in self.layers if lay.visible for r in lay.roles}
         # the viewer speaks for the display: the pipeline's catch-all default is dropped
-        self.pipeline.request_roles("default", ())
+        self.pipeline.request_roles(self.pipeline.DEFAULT_CONSUMER, ())
         self.pipeline.request_roles("viewer", roles)
 
     # -- display loop --------------------------------------------------------------------------
