@@ -145,3 +145,12 @@ def test_analyzer_runs_in_the_live_pipeline():
     assert isinstance(a, Analysis) and len(a.cells) > 0
     assert set(np.unique(a.labels)) - {0} == set(a.cells["cell_id"].tolist())
     assert any(k.startswith("analyze:segment") for k in results[-1].timings_ms)
+
+
+def test_bench_section_times_every_stage():
+    from liveaug.bench.analysis import analysis_benchmarks
+
+    out = analysis_benchmarks(size=128, frames=2)
+    total = out["128x128 truth maps total"]
+    assert total["median_ms"] > 0 and total["cells"] > 0
+    assert {"128x128 truth maps segment", "128x128 truth maps tracking"} <= set(out)
