@@ -94,3 +94,22 @@ def test_merging_weak_borders_can_be_switched_off():
         params=SegmentParams(merge_membrane=0.0),
     )
     assert b.n_cells >= a.n_cells
+
+
+def test_match_instances_counts_pairs_above_the_iou():
+    from liveaug.analysis.evaluate import dna_histogram
+
+    true = np.zeros((20, 20), np.int32)
+    true[2:8, 2:8], true[10:18, 10:18] = 1, 2
+    pred = np.zeros_like(true)
+    pred[2:8, 2:7] = 5  # IoU 30/36 with cell 1
+    pred[10:12, 10:12] = 6  # a sliver of cell 2: IoU 4/64
+    pairs, n_pred, n_true = match_instances(pred, true)
+    assert pairs.tolist() == [[5, 1]] and (n_pred, n_true) == (2, 2)
+    rng = np.random.default_rng(0)
+    dna = np.concatenate([rng.normal(100, 4, 300), rng.normal(200, 6, 120)])
+    h = dna_histogram(dna)
+    edges, counts = np.array(h["edges"]), np.array(h["counts"])
+    g1 = edges[np.argmax(counts)]
+    g2 = edges[np.argmax(np.where(edges[:-1] > 1.5, counts, 0))]
+    assert 0.85 <= g1 <= 1.1 and 1.8 <= g2 <= 2.2
