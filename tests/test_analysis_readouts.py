@@ -97,6 +97,17 @@ def test_nuclear_cytoplasmic_ratio_is_background_corrected():
     )
     np.testing.assert_allclose(t["gfp_nc_ratio"], [3.0, 0.5])
     np.testing.assert_allclose(t["gfp_background"], bg)
+    # leaving a ring around the nucleus out of both sides: same ratio on flat compartments
+    t2 = measure(
+        lab,
+        nuc,
+        {"dapi": z, "membrane": z},
+        scale=0.5,
+        pixel_size_um=0.65,
+        channels={"gfp": img},
+        nc_margin_um=1.3,
+    )
+    np.testing.assert_allclose(t2["gfp_nc_ratio"], [3.0, 0.5])
 
 
 def test_phase_and_apoptosis_columns(measured):

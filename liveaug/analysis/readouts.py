@@ -172,6 +172,7 @@ def measure(
     frame_index: int = 0,
     timestamp_s: float = 0.0,
     model: str = "",
+    nc_margin_um: float = 0.0,
 ) -> CellTable:
     """Readouts of cells ``1..labels.max()`` (one row each, in label order).
 
@@ -188,6 +189,8 @@ def measure(
         Frame pixel size (None: ``area_um2`` is NaN).
     channels : dict, optional
         Real fluorescence channels at frame resolution.
+    nc_margin_um : float
+        Ring around each nucleus left out of both sides of the nuclear/cytoplasmic ratio.
     """
     labels = np.asarray(labels)
     n = int(labels.max()) + 1
@@ -235,7 +238,10 @@ def measure(
         cols["p_apoptosis"] = np.full(rows, np.nan)
     units = dict(UNITS)
     if channels:
-        cols.update(_channel_readouts(labels, nuclei, channels, scale, n))
+        margin = 0
+        if nc_margin_um > 0 and pixel_size_um:
+            margin = max(1, round(nc_margin_um * scale / pixel_size_um))
+        cols.update(_channel_readouts(labels, nuclei, channels, scale, n, margin))
         for name in channels:
             units.update(channel_units(name))
     cols["model"] = np.full(rows, model, dtype=object)
@@ -248,8 +254,14 @@ def _channel_readouts(
     channels: dict[str, np.ndarray],
     scale: float,
     n: int,
+    margin_px: int = 0,
 ) -> dict[str, np.ndarray]:
     """Mean, integral, background and N/C ratio of each real channel at frame resolution.
+
+    The ratio compares the nucleus' core with the cytoplasm beyond a ``margin_px`` ring around
+    the nucleus (label pixels): the blurred nuclear edge of a virtual DAPI mask belongs to
+    neither, and counting it would pull every ratio towards 1. A nucleus too small for a core, or
+    a cell with no cytoplasm past the ring, falls back to the plain masks.
 
     When the frame is exactly ``k`` × the label grid, each channel is block-summed to the label
     grid first (``k`` × ``k`` blocks: the sums over the upsampled labels, at a quarter of the
@@ -260,14 +272,17 @@ def _channel_readouts(
     k = round(1.0 / scale)
     blocks = k > 1 and shape == (labels.shape[0] * k, labels.shape[1] * k)
     if blocks:
-        lab, nuc, kk = labels, nuclei, float(k * k)
+        lab, kk = labels, float(k * k)
     else:
         lab = upsample_labels(labels, scale, shape)
-        nuc = upsample_labels(nuclei, scale, shape)
         kk = 1.0
+    core, cyto = _nc_masks(labels, nuclei, margin_px, n)
+    if not blocks:
+        core = upsample_labels(core, scale, shape)
+        cyto = upsample_labels(cyto, scale, shape)
     a = np.bincount(lab.ravel(), minlength=n).astype(np.float64) * kk
-    a_nuc = np.bincount(nuc.ravel(), minlength=n).astype(np.float64) * kk
-    a_cyto = a - a_nuc
+    a_nuc = np.bincount(core.ravel(), minlength=n).astype(np.float64) * kk
+    a_cyto = np.bincount(cyto.ravel(), minlength=n).astype(np.float64) * kk
     outside = lab == 0
     for name, img in channels.items():
         img = np.asarray(img)
@@ -280,11 +295,12 @@ def _channel_readouts(
         else:
             bg_pixels = img[outside]
         s = _sums(lab, img, n)
-        s_nuc = _sums(nuc, img, n)
+        s_nuc = _sums(core, img, n)
+        s_cyto = _sums(cyto, img, n)
         bg = float(np.median(bg_pixels)) if bg_pixels.size else float(np.percentile(img, 1) / kk)
         with np.errstate(divide="ignore", invalid="ignore"):
             nuc_mean = s_nuc / a_nuc - bg
-            cyto_mean = (s - s_nuc) / a_cyto - bg
+            cyto_mean = s_cyto / a_cyto - bg
             ok = (a_nuc > 0) & (a_cyto > 0) & (cyto_mean > 0)
             ratio = np.where(ok, nuc_mean / cyto_mean, np.nan)
         out[f"{name}_mean"] = s[1:] / np.maximum(a[1:], 1)
@@ -292,3 +308,22 @@ def _channel_readouts(
         out[f"{name}_nc_ratio"] = ratio[1:]
         out[f"{name}_background"] = np.full(n - 1, bg)
     return out
+
+
+def _nc_masks(
+    labels: np.ndarray, nuclei: np.ndarray, margin_px: int, n: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Nuclear cores and cytoplasm past a ring of ``margin_px`` around each nucleus (labelled)."""
+    plain_cyto = np.where(nuclei > 0, 0, labels)
+    if margin_px <= 0:
+        return nuclei, plain_cyto
+    kernel = np.ones((2 * margin_px + 1, 2 * margin_px + 1), np.uint8)
+    nuc_mask = (nuclei > 0).astype(np.uint8)
+    core = np.where(cv2.erode(nuc_mask, kernel) > 0, nuclei, 0)
+    cyto = np.where(cv2.dilate(nuc_mask, kernel) > 0, 0, labels)
+    # fall back per cell where the core or the far cytoplasm is empty
+    no_core = np.bincount(core.ravel(), minlength=n) == 0
+    no_cyto = np.bincount(cyto.ravel(), minlength=n) == 0
+    core = np.where(no_core[nuclei], nuclei, core)
+    cyto = np.where(no_cyto[labels], plain_cyto, cyto)
+    return core, cyto
