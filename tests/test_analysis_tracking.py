@@ -74,3 +74,13 @@ def test_links_on_simulated_frames_and_time_series():
     assert len(s["frame"]) == len(s["phase"]) >= 1 and s["frame"][-1] == frames[-1][0].index
     assert an.lineage(cid)[0] == cid
     assert len(an.table()) == sum(1 for _ in an.table()["cell_id"])
+
+
+def test_history_is_bounded_for_endless_live_runs():
+    frames = sim_frames(12, density=0.6, size=256, seed=5)
+    an = Analyzer(rules=[], history_frames=4)
+    for f, p in frames:
+        res = an.analyze(f, p)
+    assert sorted(set(an.table()["frame"].tolist())) == [f.index for f, _ in frames[-4:]]
+    cid = int(res.cells["cell_id"][0])
+    assert len(an.series(cid)["frame"]) <= 4

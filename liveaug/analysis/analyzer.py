@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections import deque
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -41,7 +42,10 @@ class Analyzer:
     source : optional
         Passed to hooks so they can act on the camera.
     keep_history : bool
-        Keep every frame's table for :meth:`series`, :meth:`lineage` and :meth:`table`.
+        Keep frames' tables for :meth:`series`, :meth:`lineage` and :meth:`table`.
+    history_frames : int or None
+        How many of the latest frames to keep (~36 kB each at 150 cells, so 2000 ≈ 70 MB for a
+        live run that never ends); None keeps all (a batch that exports the whole session).
     max_gap, max_step_um : tracking settings (see :class:`~liveaug.analysis.tracking.Tracker`).
     """
 
@@ -57,6 +61,7 @@ class Analyzer:
         event_sink: Any = None,
         snapshot_dir: str | Path | None = None,
         keep_history: bool = True,
+        history_frames: int | None = 2000,
         max_gap: int = 2,
         max_step_um: float = 12.0,
     ) -> None:
@@ -72,11 +77,13 @@ class Analyzer:
         )
         self.rules.source = source
         self.keep_history = keep_history
+        self.history_frames = history_frames
         self._max_gap, self._max_step_um = max_gap, max_step_um
         self.tracker: Tracker | None = None
         self._lock = threading.Lock()
-        self._tables: list[CellTable] = []
-        self._rows_of: dict[int, list[tuple[int, int]]] = {}
+        self._tables: dict[int, CellTable] = {}  # frame sequence number -> table
+        self._seq = 0
+        self._rows_of: dict[int, deque[tuple[int, int]]] = {}
         self._parent: dict[int, int] = {}
         self.events: list[Any] = []
 
@@ -95,6 +102,7 @@ class Analyzer:
             self.tracker = None
             self._tables.clear()
             self._rows_of.clear()
+            self._seq = 0
             self._parent.clear()
             self.events.clear()
         self.rules.reset()
@@ -181,13 +189,23 @@ class Analyzer:
     # -- history for the viewer and export -------------------------------------------------------
     def _remember(self, table: CellTable) -> None:
         with self._lock:
-            k = len(self._tables)
-            self._tables.append(table)
+            k = self._seq
+            self._seq += 1
+            self._tables[k] = table
             for row, (cid, pid) in enumerate(
                 zip(table["cell_id"].tolist(), table["parent_id"].tolist(), strict=True)
             ):
-                self._rows_of.setdefault(cid, []).append((k, row))
+                self._rows_of.setdefault(cid, deque()).append((k, row))
                 self._parent.setdefault(cid, pid)
+            if self.history_frames is not None and len(self._tables) > self.history_frames:
+                old = k - self.history_frames
+                dropped = self._tables.pop(old, None)
+                for cid in [] if dropped is None else dropped["cell_id"].tolist():
+                    rows = self._rows_of.get(cid)
+                    while rows and rows[0][0] <= old:
+                        rows.popleft()
+                    if rows is not None and not rows:
+                        del self._rows_of[cid]
 
     def series(self, cell_id: int, columns: Iterable[str] | None = None) -> dict[str, np.ndarray]:
         """One cell's readouts over time (``frame``, ``phase``, ``dapi_integrated`` …)."""
@@ -210,6 +228,6 @@ class Analyzer:
         return out
 
     def table(self) -> CellTable:
-        """Every analysed frame's rows, in order (the whole session)."""
+        """The kept frames' rows, in order (the whole session when ``history_frames`` is None)."""
         with self._lock:
-            return concat_tables(self._tables)
+            return concat_tables(list(self._tables.values()))

@@ -148,7 +148,9 @@ def run_replay(args: Any) -> int:
     if snapshots is None:  # beside the first output, never in the working directory
         first = next(p for p in (args.readouts, args.parquet, args.events) if p)
         snapshots = first.with_name(first.name.split(".")[0] + "_snapshots")
-    analyzer = Analyzer(rules=args.rules, event_sink=sink, snapshot_dir=snapshots)
+    analyzer = Analyzer(
+        rules=args.rules, event_sink=sink, snapshot_dir=snapshots, history_frames=None
+    )
     analyzer.source = source
     csv = CsvAppender(args.readouts) if args.readouts else None
     n = len(source) if args.frames is None else min(args.frames, len(source))

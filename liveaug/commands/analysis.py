@@ -52,7 +52,7 @@ def run(args: argparse.Namespace) -> int:
     predictor = make_predictor(args.maps, models=args.model, metadata=session.metadata)
     n = session.n_frames if args.frames is None else min(args.frames, session.n_frames)
     with tempfile.TemporaryDirectory() as snaps, progress(n, "eval") as bar:
-        analyzer = Analyzer(rules=args.rules, snapshot_dir=snaps)
+        analyzer = Analyzer(rules=args.rules, snapshot_dir=snaps, history_frames=None)
         figures = evaluate_frames(
             (session.frame(i) for i in range(n)), predictor, analyzer, on_frame=bar.update
         )
