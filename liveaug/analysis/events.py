@@ -103,6 +103,7 @@ class _State:
     seen_outside: bool = False
     fired: bool = False
     history: deque[float] = field(default_factory=lambda: deque(maxlen=10))
+    seen: int = 0
 
 
 def _config_error(path: Path | str, what: str) -> LiveaugError:
@@ -196,6 +197,7 @@ class RuleEngine:
         self._state: dict[tuple[str, int], _State] = {}
         self._missing: set[str] = set()
         self.counts: dict[str, int] = {r.name: 0 for r in rules}
+        self._tick = 0
 
     def reset(self) -> None:
         """Forget every cell's state."""
@@ -212,6 +214,9 @@ class RuleEngine:
         """Advance every rule by one frame; returns the events fired (actions already run)."""
         fired: list[tuple[Rule, int]] = []
         ids = table["cell_id"] if len(table) else np.zeros(0, np.int64)
+        self._tick += 1
+        if self._tick % 100 == 0:  # forget cells gone for 50 frames (live runs never end)
+            self._state = {k: v for k, v in self._state.items() if self._tick - v.seen <= 50}
         for rule in self.rules:
             if rule.column not in table.columns:
                 if rule.column not in self._missing and len(table):
@@ -226,6 +231,7 @@ class RuleEngine:
                     st = self._state[(rule.name, cid)] = _State(
                         history=deque(maxlen=rule.baseline_frames)
                     )
+                st.seen = self._tick
                 hit = bool(ok[i])
                 v = values[i]
                 if hit and rule.rise is not None:
