@@ -68,6 +68,10 @@ def run(args: argparse.Namespace) -> int:
             print(f"  {name:<50} {shown:>10}  {verdict(name, value)}")
         elif name not in ("maps", "session", "models", "dna_histogram"):
             print(f"  {name:<50} {value:>10}")
+    print(
+        "  (analysis_ms: timed right after inference on the same thread, as in the live pipeline;"
+        " `liveaug bench --only analysis` times the analysis alone)"
+    )
     _print_histogram(figures["dna_histogram"])
     if args.json:
         args.json.write_text(json.dumps(figures, indent=2))
