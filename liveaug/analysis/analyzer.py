@@ -22,7 +22,7 @@ from liveaug.analysis.segmentation import SegmentParams, segment
 from liveaug.analysis.table import concat_tables
 from liveaug.analysis.tracking import Tracker
 from liveaug.errors import LiveaugError
-from liveaug.frame import ROLES, Analysis, CellTable, Frame, Prediction
+from liveaug.frame import ROLES, Analysis, CellEvent, CellTable, Frame, Prediction
 
 #: Pixel size assumed when a frame does not carry one (the simulator's 10x default), µm.
 DEFAULT_PIXEL_UM = 0.65
@@ -85,7 +85,8 @@ class Analyzer:
         self._seq = 0
         self._rows_of: dict[int, deque[tuple[int, int]]] = {}
         self._parent: dict[int, int] = {}
-        self.events: list[Any] = []
+        self.events: deque[CellEvent] = deque(maxlen=10_000)
+        """The latest events fired (all of them in a batch run of fewer)."""
 
     @property
     def source(self) -> Any:
@@ -162,7 +163,9 @@ class Analyzer:
         if n:  # a continuing track keeps the parent recorded when it was born
             with self._lock:
                 known = np.array([self._parent.get(int(i), -1) for i in links.ids], np.int64)
-            parents = np.where(known >= 0, known, parents)
+                parents = np.where(known >= 0, known, parents)
+                for cid, pid in zip(links.ids.tolist(), parents.tolist(), strict=True):
+                    self._parent.setdefault(cid, pid)
         cols["parent_id"] = parents
         table = CellTable(cols, table.units)
         t3 = time.perf_counter_ns()
@@ -192,11 +195,8 @@ class Analyzer:
             k = self._seq
             self._seq += 1
             self._tables[k] = table
-            for row, (cid, pid) in enumerate(
-                zip(table["cell_id"].tolist(), table["parent_id"].tolist(), strict=True)
-            ):
+            for row, cid in enumerate(table["cell_id"].tolist()):
                 self._rows_of.setdefault(cid, deque()).append((k, row))
-                self._parent.setdefault(cid, pid)
             if self.history_frames is not None and len(self._tables) > self.history_frames:
                 old = k - self.history_frames
                 dropped = self._tables.pop(old, None)
