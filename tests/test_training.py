@@ -75,3 +75,21 @@ def test_train_export_check_package(cache, tmp_path):
     check_model(spec)
     pred = Predictor([folder], threads=1).predict(np.full((128, 128), 1000, np.uint16))
     assert pred.maps["phase"].shape == (5, 64, 64)
+
+
+def test_train_command_end_to_end(tmp_path, capsys):
+    from liveaug.cli import main
+
+    out = tmp_path / "models" / "tiny"
+    argv = ["train", "--out", str(out), "--cache", str(tmp_path / "c.npz")]
+    argv += ["--sessions", "1", "--frames", "1", "--steps", "2", "--finetune-steps", "1"]
+    argv += ["--batch", "2", "--crop", "64", "--threads", "1"]
+    argv += ["--eval-sessions", "1", "--eval-frames", "1"]
+    assert main(argv) == 0
+    assert f"wrote {out}" in capsys.readouterr().out
+    for folder in (out, out.parent / "tiny-int8"):
+        spec = load_model(folder)
+        check_model(spec)
+        card = (folder / "README.md").read_text()
+        assert "Simulated brightfield only" in card and "| phase_balanced_accuracy |" in card
+    assert (tmp_path / "work-tiny" / "stage2.pt").is_file()

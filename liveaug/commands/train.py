@@ -1,6 +1,7 @@
 """``liveaug train``: simulate training data, train the predictor, export, package and evaluate.
 
-The defaults reproduce the shipped model (``models/liveaug-bf4``)::
+The defaults reproduce the shipped model (``models/liveaug-bf4``): stage 1 trains from scratch,
+stage 2 fine-tunes with the stains weighted up (as the shipped weights were made)::
 
     liveaug train --out models/liveaug-bf4
 
@@ -34,10 +35,26 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--sessions", type=int, default=500, help="simulated training sessions")
     p.add_argument("--frames", type=int, default=6, help="frames per training session")
-    p.add_argument("--steps", type=int, default=4000, help="optimizer steps")
+    p.add_argument("--steps", type=int, default=4000, help="stage 1: optimizer steps")
     p.add_argument("--batch", type=int, default=12)
     p.add_argument("--crop", type=int, default=128, help="training crop (model pixels)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--lr", type=float, default=3e-3, help="stage 1: peak learning rate")
+    p.add_argument(
+        "--loss-weights",
+        default="dapi=10,membrane=3,phase=1,apoptosis=1",
+        help="stage 1: weight of each task's loss, role=weight,…",
+    )
+    p.add_argument(
+        "--finetune-steps", type=int, default=3000, help="stage 2 steps (0: no second stage)"
+    )
+    p.add_argument("--finetune-lr", type=float, default=1e-3, help="stage 2 peak learning rate")
+    p.add_argument(
+        "--finetune-loss-weights",
+        default="dapi=20,membrane=6,phase=1,apoptosis=1",
+        help="stage 2 loss weights (the stains weigh more once phase has converged)",
+    )
+    p.add_argument("--init", type=Path, help="start stage 1 from this checkpoint")
     p.add_argument("--threads", type=int, default=2, help="torch threads (and data workers)")
     p.add_argument(
         "--checkpoint",
@@ -47,6 +64,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--train-minutes", type=float, help=argparse.SUPPRESS)
     p.add_argument("--eval-sessions", type=int, default=8, help="held-out sessions per setting")
     p.add_argument("--eval-frames", type=int, default=5, help="frames per held-out session")
+
+
+def _weights(text: str) -> dict[str, float]:
+    return {k: float(v) for k, v in (kv.split("=") for kv in text.split(","))}
 
 
 def run(args: argparse.Namespace) -> int:
@@ -65,7 +86,7 @@ def run(args: argparse.Namespace) -> int:
     from liveaug.training.train import TrainConfig, load_checkpoint, save_checkpoint, train
 
     t_start = time.monotonic()
-    work = args.cache.parent / f"work-{args.out.name}"  # checkpoint and raw ONNX, not shipped
+    work = args.cache.parent / f"work-{args.out.name}"  # checkpoints and raw ONNX, not shipped
     work.mkdir(parents=True, exist_ok=True)
     if args.checkpoint:
         model, cfg = load_checkpoint(args.checkpoint)
@@ -81,16 +102,33 @@ def run(args: argparse.Namespace) -> int:
                     on_session=bar.update,
                 )
         data = load_cache(args.cache)
-        cfg = TrainConfig(
-            steps=args.steps,
-            batch=args.batch,
-            crop=args.crop,
-            seed=args.seed,
-            threads=args.threads,
-        )
+        common = {"batch": args.batch, "crop": args.crop, "threads": args.threads}
+        stages = [
+            TrainConfig(
+                steps=args.steps,
+                seed=args.seed,
+                lr=args.lr,
+                loss_weights=_weights(args.loss_weights),
+                init=str(args.init or ""),
+                **common,
+            )
+        ]
+        if args.finetune_steps > 0:
+            stages.append(
+                TrainConfig(
+                    steps=args.finetune_steps,
+                    seed=args.seed + 1,
+                    lr=args.finetune_lr,
+                    loss_weights=_weights(args.finetune_loss_weights),
+                    init=str(work / "stage1.pt"),
+                    **common,
+                )
+            )
         t0 = time.monotonic()
-        with progress(cfg.steps, "train", unit="step") as bar:
-            model = train(data, cfg, log=bar.write, on_step=bar.update)
+        for i, cfg in enumerate(stages, 1):
+            with progress(cfg.steps, f"train stage {i}", unit="step") as bar:
+                model = train(data, cfg, log=bar.write, on_step=bar.update)
+            save_checkpoint(model, cfg, work / f"stage{i}.pt")
         minutes_train = (time.monotonic() - t0) / 60
         del data
         save_checkpoint(model, cfg, work / "model.pt")
@@ -119,7 +157,13 @@ def _argv_summary(args: argparse.Namespace) -> str:
         ("crop", 128),
         ("seed", 0),
         ("threads", 2),
+        ("lr", 3e-3),
+        ("loss_weights", "dapi=10,membrane=3,phase=1,apoptosis=1"),
+        ("finetune_steps", 3000),
+        ("finetune_lr", 1e-3),
+        ("finetune_loss_weights", "dapi=20,membrane=6,phase=1,apoptosis=1"),
+        ("init", None),
     ):
         if getattr(args, key) != default:
-            parts.append(f"--{key} {getattr(args, key)}")
+            parts.append(f"--{key.replace('_', '-')} {getattr(args, key)}")
     return " ".join(parts)

@@ -51,6 +51,9 @@ class UNet(nn.Module):
             _conv(widths[1], widths[1]), nn.Conv2d(widths[1], n_phase, 1)
         )
         self.head_apoptosis = nn.Conv2d(widths[1], 1, 1)
+        # per-class logit offsets for balanced per-cell phase calls, fitted after training on
+        # training-distribution frames (``liveaug.training.pipeline.calibrate_phase_bias``)
+        self.register_buffer("phase_bias", torch.zeros(n_phase), persistent=False)
 
     def logits(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         """Raw head outputs (phase and apoptosis as logits) for the losses."""
@@ -77,6 +80,6 @@ class UNet(nn.Module):
         return (
             out["dapi"],
             out["membrane"],
-            torch.softmax(out["phase"], dim=1),
+            torch.softmax(out["phase"] + self.phase_bias.view(1, -1, 1, 1), dim=1),
             torch.sigmoid(out["apoptosis"]),
         )

@@ -63,6 +63,73 @@ def test_image(size: int = 128) -> np.ndarray:
     return img[y0 : y0 + size, x0 : x0 + size]
 
 
+CALIB_SEED0 = 300_000
+
+
+def calibrate_phase_bias(
+    model: UNet, n_sessions: int = 8, n_frames: int = 3, threads: int = 2
+) -> tuple[np.ndarray, dict[str, float]]:
+    """Per-class phase logit offsets that maximise per-cell balanced accuracy.
+
+    Fitted on fresh *training-distribution* sessions (seeds from 300000, never the evaluation
+    seeds): the network's probabilities follow the class frequencies it was trained on, and a
+    balanced-accuracy decision needs them re-weighted (logit adjustment). Only S and G2 are
+    shifted; background, G1 and M keep 0. Returns (offsets over PHASE_CLASSES, BA before/after).
+    """
+    import torch
+
+    from liveaug.preprocess import bin_labels
+
+    torch.set_num_threads(threads)
+    rng = np.random.default_rng(CALIB_SEED0)
+    logp, truth = [], []
+    saved = model.phase_bias.clone()
+    model.phase_bias.zero_()
+    for s in range(n_sessions):
+        cfg = sample_config(rng, seed=CALIB_SEED0 + s)
+        sim = SimulatedMicroscope(cfg)
+        sim.open()
+        for _ in range(n_frames):
+            frame = sim.read()
+            sample = prepare(frame, cfg)
+            with torch.no_grad():
+                probs = model(torch.from_numpy(sample.x[None, None]))[2][0].numpy()
+            t = frame.truth
+            assert t is not None
+            lab = bin_labels(t.cell_labels, BIN).astype(np.int64)
+            n = int(lab.max()) + 1
+            border = np.unique(np.concatenate([lab[0], lab[-1], lab[:, 0], lab[:, -1]]))
+            area = np.bincount(lab.ravel(), minlength=n)
+            ids = t.cells["cell_id"].astype(np.int64)
+            ok = (ids < n) & ~np.isin(ids, border) & ~t.cells["apoptotic"].astype(bool)
+            ok &= area[np.minimum(ids, n - 1)] > 0
+            means = np.stack(
+                [
+                    np.bincount(lab.ravel(), weights=probs[c].ravel(), minlength=n)
+                    / np.maximum(area, 1)
+                    for c in range(1, 5)
+                ]
+            )
+            logp.append(np.log(means[:, ids[ok]] + 1e-6).T)
+            truth.append(t.cells["phase"][ok].astype(int))
+    model.phase_bias.copy_(saved)
+    lp, yt = np.concatenate(logp), np.concatenate(truth)
+
+    def balanced(b: np.ndarray) -> float:
+        yp = (lp + b).argmax(1)
+        return float(np.mean([(yp[yt == c] == c).mean() for c in range(4) if (yt == c).any()]))
+
+    grid = np.round(np.arange(-0.5, 2.01, 0.1), 2)
+    best = (balanced(np.zeros(4)), 0.0, 0.0)
+    for bs in grid:
+        for bg2 in grid:
+            score = balanced(np.array([0.0, bs, bg2, 0.0]))
+            if score > best[0] + 1e-9:
+                best = (score, float(bs), float(bg2))
+    offsets = np.array([0.0, 0.0, best[1], best[2], 0.0], np.float32)
+    return offsets, {"before": balanced(np.zeros(4)), "after": best[0], "cells": int(yt.size)}
+
+
 def quantize_int8(fp32: Path, out: Path, n_calib: int = 16) -> Path:
     """Static int8 quantisation (QDQ, per-channel weights) calibrated on training-like frames."""
     from onnxruntime.quantization import (
@@ -133,6 +200,10 @@ def finish_model(
     int8: bool = True,
 ) -> dict[str, Any]:
     """Export, check, package, evaluate (fp32 and int8) and write the card; returns figures."""
+    import torch
+
+    offsets, calib = calibrate_phase_bias(model, threads=cfg.threads)
+    model.phase_bias.copy_(torch.from_numpy(offsets))
     onnx_path = export_onnx(model, work / "weights.onnx")
     rng = np.random.default_rng(0)
     diffs = check_against_torch(model, onnx_path, rng.standard_normal((2, 1, 96, 160)), atol=1e-4)
@@ -142,7 +213,11 @@ def finish_model(
         "probabilities from one brightfield frame; one shared U-Net backbone, four heads. "
         "Trained on simulated brightfield only."
     )
-    extra = {"bin_from_um": 0.65, "train_steps": cfg.steps}
+    extra = {
+        "bin_from_um": 0.65,
+        "train_steps": cfg.steps,
+        "phase_logit_offsets": [round(float(v), 3) for v in offsets],
+    }
     name = "liveaug brightfield four-head U-Net"
     write_model_folder(
         out,
@@ -156,7 +231,11 @@ def finish_model(
     )
     acc = measure(out, eval_sessions, eval_frames, threads=cfg.threads)
     timing = {"fp32": speed(out, cfg.threads)}
-    report: dict[str, Any] = {"accuracy": {"fp32": acc}, "onnx_vs_torch_max_abs": diffs}
+    report: dict[str, Any] = {
+        "accuracy": {"fp32": acc},
+        "onnx_vs_torch_max_abs": diffs,
+        "phase_calibration": {"offsets": offsets.tolist(), **calib},
+    }
     if int8:
         q_out = out.parent / f"{out.name}-int8"
         q = quantize_int8(onnx_path, work / "weights_int8.onnx")
@@ -252,6 +331,12 @@ def model_card(report: dict[str, Any], variant: str) -> str:
         else "float32 ONNX, opset 17, IR 10."
     )
     n_eval, f_eval = meta["eval"]["sessions"], meta["eval"]["frames"]
+    cal = report.get("phase_calibration", {})
+    offs = cal.get("offsets", [0.0] * 5)
+    offsets_note = (
+        f"S {offs[2]:+.1f}, G2 {offs[3]:+.1f}; balanced accuracy on the calibration cells "
+        f"{cal.get('before', float('nan')):.3f} → {cal.get('after', float('nan')):.3f}"
+    )
     dz_shift, ph_shift = SHIFTED["optics__defocus_um"], SHIFTED["camera__photons"]
     return f"""# liveaug brightfield four-head U-Net{" (int8)" if variant == "int8" else ""}
 
@@ -270,6 +355,9 @@ width multiples of 16 (≥ 64). Preprocessing: zero-mean, unit-variance over the
 Architecture: U-Net, five levels (16× downsampling), widths {tuple(meta["train_config"]["widths"])},
 one shared backbone; stains from the full-resolution decoder, phase and apoptosis from the
 half-resolution decoder. {weights_note}
+Phase logits carry fixed per-class offsets ({offsets_note}), fitted after training on fresh
+training-distribution sessions (seeds 300000+, never the evaluation seeds) so that per-cell
+calls are balanced across G1/S/G2/M instead of following the training class frequencies.
 
 ## Training data
 

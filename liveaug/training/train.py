@@ -40,6 +40,8 @@ class TrainConfig:
     loss_weights: dict[str, float] = field(
         default_factory=lambda: {"dapi": 10.0, "membrane": 3.0, "phase": 1.0, "apoptosis": 1.0}
     )
+    init: str = ""
+    """Checkpoint to start from (a second, fine-tuning stage); empty = from scratch."""
 
 
 class Batches:
@@ -103,6 +105,9 @@ def train(
     torch.manual_seed(cfg.seed)
     torch.set_num_threads(cfg.threads)
     model = UNet(cfg.widths)
+    if cfg.init:
+        start, _ = load_checkpoint(Path(cfg.init))
+        model.load_state_dict(start.state_dict())
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     warm = max(1, cfg.steps // 20)
 
@@ -149,6 +154,7 @@ def load_checkpoint(path: Path) -> tuple[UNet, TrainConfig]:
     raw = dict(ckpt["config"])
     raw["widths"] = tuple(raw["widths"])
     raw["phase_weights"] = tuple(raw["phase_weights"])
+    raw = {k: v for k, v in raw.items() if k in TrainConfig.__dataclass_fields__}
     cfg = TrainConfig(**raw)
     model = UNet(cfg.widths)
     model.load_state_dict(ckpt["state_dict"])
