@@ -257,6 +257,7 @@ class Predictor:
             self.models.append(
                 _Loaded(spec, sess, sess.get_providers()[0], sess.get_inputs()[0].name)
             )
+        self._warned_sampling: set[str] = set()
         self.role_model: dict[str, _Loaded] = {}
         for m in self.models:
             for role in m.spec.roles:
@@ -274,9 +275,27 @@ class Predictor:
 
     def factor(self, spec: ModelSpec, pixel_size_um: float | None) -> int:
         """Binning applied to frames for ``spec`` in the current resolution mode."""
-        if self.resolution == "full" or spec.pixel_size_um is None:
+        if spec.pixel_size_um is None:
+            return 1
+        if self.resolution == "full":
+            if bin_factor(pixel_size_um, float(spec.pixel_size_um)) != 1:
+                self._warn_sampling(spec, pixel_size_um)
             return 1
         return bin_factor(pixel_size_um, float(spec.pixel_size_um))
+
+    def _warn_sampling(self, spec: ModelSpec, pixel_size_um: float | None) -> None:
+        """Say once per model that full resolution is outside the sampling it was trained at."""
+        if spec.name in self._warned_sampling:
+            return
+        self._warned_sampling.add(spec.name)
+        px = f"{pixel_size_um:g} µm/px" if pixel_size_um else "unknown pixel size"
+        log.warning(
+            "%s was trained at %g µm/px; full resolution runs it at %s, outside its training "
+            "(expect much lower accuracy; the default 'speed' mode bins to its sampling)",
+            spec.name,
+            spec.pixel_size_um,
+            px,
+        )
 
     def predict(self, frame: Frame | np.ndarray, roles: Iterable[str] | None = None) -> Prediction:
         """Maps for the wanted ``roles`` (default: all available) of one frame."""
