@@ -141,6 +141,14 @@ def run(args: argparse.Namespace) -> int:
         eval_frames=args.eval_frames,
         train_minutes=minutes_train,
         command="liveaug train " + _argv_summary(args),
+        recipe=(
+            f"Stage 1: {args.steps} steps from scratch, peak lr {args.lr:g}, loss weights "
+            f"{args.loss_weights}; stage 2: {args.finetune_steps} steps from stage 1, peak lr "
+            f"{args.finetune_lr:g}, loss weights {args.finetune_loss_weights}. AdamW, cosine "
+            "schedule, random 90° rotations and flips."
+            if args.finetune_steps > 0
+            else f"{args.steps} steps, peak lr {args.lr:g}, loss weights {args.loss_weights}."
+        ),
     )
     print(json.dumps(report["accuracy"], indent=1, default=float))
     print(f"wrote {args.out} in {(time.monotonic() - t_start) / 60:.1f} min")
