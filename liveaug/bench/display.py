@@ -14,9 +14,11 @@ the GL renderer is reported, e.g. Mesa llvmpipe, so figures are never mistaken f
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import tempfile
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -56,8 +58,14 @@ def _prepare(size: int, frames: int) -> tuple[list[Any], list[Any]]:
     return out_frames, results
 
 
-def draw_times(size: int, *, repeats: int = 30, frames: int = 2) -> dict[str, Any]:
-    """Per-frame draw time with every overlay on, at ``size`` x ``size``."""
+@contextlib.contextmanager
+def canvas_drawer(
+    channel_names: tuple[str, ...] = (),
+) -> Iterator[Callable[[Any, Any], int]]:
+    """A real canvas with every overlay on; yields ``draw(frame, result) -> ns`` (GL finished).
+
+    ``result`` (a pipeline Result, or None) is uploaded only when it changes, as in the viewer.
+    """
     from vispy import gloo
 
     from liveaug.viewer.app import qt_app
@@ -66,37 +74,48 @@ def draw_times(size: int, *, repeats: int = 30, frames: int = 2) -> dict[str, An
     from liveaug.viewer.layers import default_layers
 
     qapp = qt_app()
-    frame_list, results = _prepare(size, frames)
-    layers = default_layers(tuple(frame_list[0].channels))
+    layers = default_layers(channel_names)
     for layer in layers:
         layer.visible = True
     canvas = LiveCanvas(layers, size=CANVAS)
     canvas.show()
     contrast = Contrast()
+    shown: list[Any] = [None]
+
+    def draw(frame: Any, result: Any) -> int:
+        t0 = time.perf_counter_ns()
+        canvas.set_frame(frame)
+        canvas.set_contrast(contrast.update(frame.image))
+        if result is not None and result is not shown[0]:
+            canvas.set_result(result)
+            events = getattr(result.analysis, "events", ())
+            if events:
+                canvas.add_events(list(events))
+            shown[0] = result
+        canvas.on_draw(None)
+        gloo.gl.glFinish()
+        return time.perf_counter_ns() - t0
+
     try:
-        canvas.set_frame(frame_list[0])
-        canvas.set_result(results[0])
-        canvas.add_events(list(results[0].analysis.events))
-        canvas.render()  # compile and first uploads, not timed
-        qapp.processEvents()
-
-        def one(i: int, with_result: bool) -> int:
-            frame = frame_list[i % len(frame_list)]
-            t0 = time.perf_counter_ns()
-            canvas.set_frame(frame)
-            canvas.set_contrast(contrast.update(frame.image))
-            if with_result:
-                canvas.set_result(results[i % len(results)])
-            canvas.on_draw(None)
-            gloo.gl.glFinish()
-            return time.perf_counter_ns() - t0
-
-        new_frame = [one(i, False) for i in range(repeats)]
-        new_result = [one(i, True) for i in range(repeats)]
-        renderer = gloo.gl.glGetParameter(gloo.gl.GL_RENDERER)
+        yield draw
     finally:
         canvas.close()
         qapp.processEvents()
+
+
+def draw_times(size: int, *, repeats: int = 30, frames: int = 2) -> dict[str, Any]:
+    """Per-frame draw time with every overlay on, at ``size`` x ``size``."""
+    from vispy import gloo
+
+    frame_list, results = _prepare(size, frames)
+    with canvas_drawer(tuple(frame_list[0].channels)) as draw:
+        draw(frame_list[0], results[0])  # compile and first uploads, not timed
+        new_frame = [draw(frame_list[i % len(frame_list)], results[0]) for i in range(repeats)]
+        new_result = [
+            draw(frame_list[i % len(frame_list)], results[(i + 1) % len(results)])
+            for i in range(repeats)
+        ]
+        renderer = gloo.gl.glGetParameter(gloo.gl.GL_RENDERER)
     n_cells = len(results[0].analysis.cells)
     return {
         "new frame": summarize_ms(new_frame),

@@ -27,7 +27,7 @@ from liveaug.sources.replay import ReplaySource
 from liveaug.sources.simulated import SimulatedMicroscope, SimulationConfig
 from liveaug.timing import summarize_ms
 
-Draw = Callable[[Frame, "Result | None"], None]
+Draw = Callable[[Frame, "Result | None"], object]
 
 
 def make_bench_session(folder: Path, size: int, frames: int, seed: int = 0) -> Path:
@@ -46,9 +46,9 @@ def make_bench_session(folder: Path, size: int, frames: int, seed: int = 0) -> P
     return path
 
 
-def _compute(predictor: Predictor, analyzer: Analyzer | None, frame: Frame) -> Any:
+def _compute(predictor: Predictor, analyzer: Analyzer | None, frame: Frame) -> tuple[Any, Any]:
     pred = predictor.predict(frame, ROLES)
-    return analyzer.analyze(frame, pred) if analyzer is not None else pred
+    return pred, (analyzer.analyze(frame, pred) if analyzer is not None else None)
 
 
 def compute_alone(
@@ -82,10 +82,11 @@ def naive_loop(
     while time.monotonic() < t_end:
         frame = src.read()
         arrived = time.perf_counter_ns()
-        result = _compute(predictor, analyzer, frame)
-        latencies.append(time.perf_counter_ns() - arrived)
+        pred, analysis = _compute(predictor, analyzer, frame)
+        latency = time.perf_counter_ns() - arrived
+        latencies.append(latency)
         if draw is not None:
-            draw(frame, result if isinstance(result, Result) else None)
+            draw(frame, Result(frame, arrived, pred, analysis, {}, latency / 1e6, 0))
         drawn += 1
     elapsed = time.monotonic() - t0
     src.close()

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import platform
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +16,7 @@ HELP = (
     "and print a table; --json writes the figures to a file."
 )
 
-SECTIONS = ("simulator", "camera", "analysis", "display")
+SECTIONS = ("simulator", "camera", "models", "analysis", "pipeline", "display", "batch")
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -39,6 +41,19 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="how long each timed pipeline run lasts (default 10)",
     )
     p.add_argument("--json", type=Path, metavar="OUT.json", help="also write results as JSON")
+
+
+@contextlib.contextmanager
+def _drawer() -> Iterator[Any]:
+    """The viewer's canvas as the draw stage when there is a screen (xvfb-run), else None."""
+    if not os.environ.get("DISPLAY") and not os.environ.get("WAYLAND_DISPLAY"):
+        print("no screen: the pipeline runs without a draw stage (use xvfb-run to include it)")
+        yield None
+        return
+    from liveaug.bench.display import canvas_drawer
+
+    with canvas_drawer() as draw:
+        yield draw
 
 
 def _cpu_model() -> str:
@@ -84,6 +99,11 @@ def run(args: argparse.Namespace) -> int:
 
         report["camera"] = camera_benchmarks()
         _print_table("camera", report["camera"])
+    if "models" in sections:
+        from liveaug.bench.models import model_benchmarks
+
+        report["models"] = model_benchmarks(tuple(args.sizes), args.frames)
+        _print_table("models (onnxruntime)", report["models"])
     if "analysis" in sections:
         from liveaug.bench.analysis import analysis_benchmarks
 
@@ -98,7 +118,10 @@ def run(args: argparse.Namespace) -> int:
         print(predictor.report)
         for size in args.sizes:
             analyzer = Analyzer(keep_history=False)
-            res = pipeline_benchmarks(predictor, analyzer, size=size, seconds=args.seconds)
+            with _drawer() as draw:
+                res = pipeline_benchmarks(
+                    predictor, analyzer, size=size, seconds=args.seconds, draw=draw
+                )
             report.setdefault("pipeline", {})[str(size)] = res
             _print_table(
                 f"pipeline vs naive loop, {size}x{size}, 30 fps replay",
