@@ -115,7 +115,7 @@ def pipeline_run(
         dtype=info.dtype.name,
         bit_depth=info.bit_depth,
         pixel_size_um=info.pixel_size_um,
-        truth=info.has_truth,
+        truth=False,  # record what a camera would give: brightfield, no simulator truth
         overwrite=True,
     )
     pipe = Pipeline(src, predictor=predictor, analyzer=analyzer, recorder=writer)
