@@ -29,17 +29,7 @@ def session(tmp_path_factory):
     cfg = SimulationConfig(height=192, width=192, seed=4).with_(biology__reporter=True)
     sim = SimulatedMicroscope(cfg)
     info = sim.open()
-    with SessionWriter(
-        path,
-        shape=info.shape,
-        dtype=info.dtype,
-        bit_depth=info.bit_depth,
-        pixel_size_um=info.pixel_size_um,
-        channel_names=info.channel_names,
-        truth=True,
-        frame_interval_s=180.0,
-        metadata={"source": info.name, **info.settings},
-    ) as w:
+    with SessionWriter.for_source(path, info, truth=True, frame_interval_s=180.0) as w:
         for _ in range(6):
             w.append(sim.read())
     return path

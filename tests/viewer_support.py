@@ -131,17 +131,7 @@ def write_session(path, *, frames: int = 12, size: int = 128, seed: int = 5, rep
     cfg = SimulationConfig(height=size, width=size, seed=seed).with_(biology__reporter=reporter)
     sim = SimulatedMicroscope(cfg)
     info = sim.open()
-    with SessionWriter(
-        path,
-        shape=info.shape,
-        dtype=info.dtype,
-        bit_depth=info.bit_depth,
-        pixel_size_um=info.pixel_size_um,
-        channel_names=info.channel_names,
-        truth=True,
-        frame_interval_s=1 / 30,
-        metadata={"source": info.name, **info.settings},
-    ) as writer:
+    with SessionWriter.for_source(path, info, truth=True, frame_interval_s=1 / 30) as writer:
         for _ in range(frames):
             writer.append(sim.read())
     return path

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
+
+from liveaug.commands.viewer_args import add_viewer_arguments
 
 HELP = (
     "Open the live viewer on the built-in simulated microscope (30 frames/s): virtual stains, "
@@ -27,22 +28,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="prediction maps from the shipped models, or from the simulator's truth "
         "(auto: models when installed, else truth — the HUD names which)",
     )
-    p.add_argument("--model", action="append", help="model folder(s) (default: shipped)")
-    p.add_argument("--rules", type=Path, metavar="RULES.yaml", help="event rules")
-    p.add_argument(
-        "--analysis-hz",
-        type=float,
-        default=10.0,
-        metavar="HZ",
-        help="analyse at most this often (default 10; 0 = as fast as possible), "
-        "leaving CPU for a smooth display",
-    )
-    p.add_argument(
-        "--frames",
-        type=int,
-        metavar="N",
-        help="close by itself after N frames were drawn (scripted runs)",
-    )
+    add_viewer_arguments(p)
 
 
 def choose_maps(maps: str, models: list[str] | None) -> str:

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
 from liveaug.commands.camera_args import add_camera_arguments, camera_from_args
+from liveaug.commands.viewer_args import add_viewer_arguments
 
 HELP = (
     "Open the live viewer on a GenICam camera (--cti / --device as for `liveaug record`): "
@@ -16,19 +16,7 @@ HELP = (
 def add_arguments(p: argparse.ArgumentParser) -> None:
     """Camera options, then what makes the maps."""
     add_camera_arguments(p)
-    p.add_argument("--model", action="append", help="model folder(s) (default: shipped)")
-    p.add_argument("--rules", type=Path, metavar="RULES.yaml", help="event rules")
-    p.add_argument(
-        "--analysis-hz",
-        type=float,
-        default=10.0,
-        metavar="HZ",
-        help="analyse at most this often (default 10; 0 = as fast as possible), "
-        "leaving CPU for a smooth display",
-    )
-    p.add_argument(
-        "--frames", type=int, metavar="N", help="close by itself after N frames were drawn"
-    )
+    add_viewer_arguments(p)
 
 
 def run(args: argparse.Namespace) -> int:

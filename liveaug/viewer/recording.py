@@ -34,17 +34,7 @@ class SwitchableRecorder:
         if self.info is None:
             raise RuntimeError("start the source before recording")
         info = self.info
-        writer = SessionWriter(
-            path,
-            shape=info.shape,
-            dtype=info.dtype,
-            bit_depth=info.bit_depth,
-            pixel_size_um=info.pixel_size_um,
-            channel_names=info.channel_names,
-            truth=info.has_truth,
-            metadata={"source": info.name, **info.settings},
-            overwrite=overwrite,
-        )
+        writer = SessionWriter.for_source(path, info, overwrite=overwrite)
         with self._lock:
             old, self._writer = self._writer, writer
             self.path, self.frames = Path(path), 0
