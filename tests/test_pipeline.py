@@ -8,6 +8,7 @@ import time
 import cv2
 import numpy as np
 import pytest
+from soak_support import rss_mb
 
 from liveaug.frame import Frame, Prediction
 from liveaug.pipeline import Pipeline, PipelineEvent, Result
@@ -143,12 +144,6 @@ def test_pause_stops_acquisition_and_resume_continues():
 @pytest.mark.slow
 def test_memory_flat_over_10000_frames():
     """RSS after 10 000 frames stays within a few MB of RSS after the first 1 000."""
-    import resource  # noqa: F401 - Linux only, like the CI machine
-
-    def rss_mb() -> float:
-        with open("/proc/self/statm") as f:
-            return int(f.read().split()[1]) * 4096 / 2**20
-
     cfg = SMALL.with_(truth=False)
     pipe = Pipeline(SimulatedMicroscope(cfg), predictor=BlurPredictor())
     pipe.start()

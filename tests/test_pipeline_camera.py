@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 
 import pytest
+from soak_support import rss_mb
 
 from liveaug.pipeline import Pipeline, PipelineEvent
 from liveaug.sources.camera import CameraSettings, CameraSource, Reconnect, bundled_simulator_cti
@@ -57,10 +58,6 @@ def test_unplugged_camera_is_an_event_and_the_stream_resumes():
 
 @pytest.mark.slow
 def test_memory_flat_over_10000_viky_frames():
-    def rss_mb() -> float:
-        with open("/proc/self/statm") as f:
-            return int(f.read().split()[1]) * 4096 / 2**20
-
     cam = CameraSource(
         "1",
         cti=[VIKY],
