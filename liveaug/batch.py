@@ -46,6 +46,8 @@ class RangeTask:
     maps: str = "model"
     models: tuple[str, ...] = ()
     rules: str | None = None
+    threads: int | None = None
+    """onnxruntime threads per worker (local clusters: the cores shared out; None: all)."""
 
     @property
     def part(self) -> Path:
@@ -69,7 +71,7 @@ def _predictor(task: RangeTask, metadata: dict[str, Any]) -> tuple[Any, bool]:
     loaded = key not in _ENGINES
     if loaded:
         _ENGINES[key] = make_predictor(
-            task.maps, models=list(task.models) or None, metadata=metadata
+            task.maps, models=list(task.models) or None, metadata=metadata, threads=task.threads
         )
     return _ENGINES[key], loaded
 
@@ -144,6 +146,7 @@ def plan(
     maps: str,
     models: Sequence[str],
     rules: str | None,
+    threads: int | None = None,
 ) -> list[RangeTask]:
     """Cut every session into ranges of ``chunk`` frames."""
     from liveaug.session import Session
@@ -165,7 +168,16 @@ def plan(
         names.add(name)
         tasks += [
             RangeTask(
-                str(path), name, s, min(s + chunk, n), warmup, str(out), maps, tuple(models), rules
+                str(path),
+                name,
+                s,
+                min(s + chunk, n),
+                warmup,
+                str(out),
+                maps,
+                tuple(models),
+                rules,
+                threads,
             )
             for s in range(0, n, chunk)
         ]
@@ -261,7 +273,18 @@ def run_batch(
     from liveaug.progress import progress as bar_for
 
     out = Path(out)
-    tasks = plan(sessions, out, chunk=chunk, warmup=warmup, maps=maps, models=models, rules=rules)
+    # a local cluster shares this machine's cores out; a remote scheduler's workers use theirs
+    threads = None if scheduler else max(1, (os.cpu_count() or 1) // max(1, workers))
+    tasks = plan(
+        sessions,
+        out,
+        chunk=chunk,
+        warmup=warmup,
+        maps=maps,
+        models=models,
+        rules=rules,
+        threads=threads,
+    )
     t0 = time.perf_counter()
     cluster = None
     if scheduler:

@@ -60,8 +60,12 @@ def make_predictor(
     models: list[str] | None = None,
     metadata: dict[str, Any] | None = None,
     resolution: str = "speed",
+    threads: int | None = None,
 ) -> Any:
-    """The predictor a batch command asked for: the shipped/given models or truth-derived maps."""
+    """The predictor a command asked for: the shipped/given models or truth-derived maps.
+
+    ``threads`` caps onnxruntime's intra-op threads (None: every core this process may use).
+    """
     if maps == "truth":
         from liveaug.analysis.truthmaps import TruthPredictor
 
@@ -75,7 +79,7 @@ def make_predictor(
     from liveaug.model_zoo import resolve
 
     paths = [resolve(m) for m in models] if models else None
-    return Predictor(paths, resolution=resolution)  # type: ignore[arg-type]
+    return Predictor(paths, resolution=resolution, threads=threads)  # type: ignore[arg-type]
 
 
 class JsonlSink:

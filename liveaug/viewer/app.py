@@ -63,16 +63,9 @@ def live_pipeline(
     from liveaug.analysis.batch import make_predictor
     from liveaug.viewer.recording import SwitchableRecorder
 
-    if maps == "model":
-        from liveaug.inference import Predictor
-        from liveaug.model_zoo import resolve
-
-        # on a CPU, leave a core to acquisition and display: they must never wait for models
-        threads = max(1, (os.cpu_count() or 2) - 1)
-        paths = [resolve(m) for m in models] if models else None
-        predictor: Any = Predictor(paths, threads=threads)
-    else:
-        predictor = make_predictor(maps, models=models, metadata=metadata)
+    # on a CPU, leave a core to acquisition and display: they must never wait for models
+    threads = max(1, (os.cpu_count() or 2) - 1)
+    predictor = make_predictor(maps, models=models, metadata=metadata, threads=threads)
     analyzer = Analyzer(rules=rules, snapshot_dir=snapshot_dir)
     analyzer.source = source
     return Pipeline(
