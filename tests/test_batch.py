@@ -21,8 +21,19 @@ pytestmark = pytest.mark.timeout(240)
 @pytest.fixture(scope="module")
 def session(tmp_path_factory):
     path = tmp_path_factory.mktemp("batch") / "dish1.ome.zarr"
-    argv = ["simulate", str(path), "--frames", "36", "--size", "160", "160", "--seed", "8",
-            "--interval", "900"]  # fast biology: divisions inside 36 frames
+    argv = [
+        "simulate",
+        str(path),
+        "--frames",
+        "36",
+        "--size",
+        "160",
+        "160",
+        "--seed",
+        "8",
+        "--interval",
+        "900",
+    ]  # fast biology: divisions inside 36 frames
     assert main(argv) == 0
     return path
 
@@ -43,14 +54,22 @@ def sequential(session, maps, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def cluster():
-    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                                  dashboard_address=None, silence_logs=40) as c:
+    with distributed.LocalCluster(
+        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None, silence_logs=40
+    ) as c:
         yield c
 
 
 def _batch(session, out, cluster, maps, chunk):
-    return run_batch([session], out, scheduler=cluster.scheduler_address, chunk=chunk,
-                     warmup=4, maps=maps, progress=False)
+    return run_batch(
+        [session],
+        out,
+        scheduler=cluster.scheduler_address,
+        chunk=chunk,
+        warmup=4,
+        maps=maps,
+        progress=False,
+    )
 
 
 def _same(a: pd.DataFrame, b: pd.DataFrame) -> None:

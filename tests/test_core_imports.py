@@ -10,8 +10,7 @@ GUI_MODULES = ("PyQt6", "vispy", "PyQt5", "PySide6")
 
 def _loaded_after(code: str) -> set[str]:
     probe = (
-        f"{code}\nimport sys\n"
-        f"print('LOADED:', *(m for m in {GUI_MODULES!r} if m in sys.modules))"
+        f"{code}\nimport sys\nprint('LOADED:', *(m for m in {GUI_MODULES!r} if m in sys.modules))"
     )
     out = subprocess.run(
         [sys.executable, "-c", probe], capture_output=True, text=True, check=True, timeout=120
