@@ -12,11 +12,11 @@ from __future__ import annotations
 from collections.abc import Collection
 from typing import Any
 
-import cv2
 import numpy as np
 
 from liveaug.errors import LiveaugError
 from liveaug.frame import ROLES, Frame, Prediction
+from liveaug.preprocess import bin_image, bin_labels
 
 #: Simulator camera defaults (``liveaug.sources.simulated.config.Camera``), used when a session
 #: does not say otherwise.
@@ -26,21 +26,6 @@ _CAMERA_DEFAULTS = {
     "fluo_photons": 400.0,
     "fluo_background_e": 12.0,
 }
-
-
-def _bin(image: np.ndarray, k: int) -> np.ndarray:
-    img = np.asarray(image, np.float32)
-    if k <= 1:
-        return img
-    h, w = img.shape[0] // k * k, img.shape[1] // k * k
-    return cv2.resize(img[:h, :w], (w // k, h // k), interpolation=cv2.INTER_AREA)
-
-
-def _bin_labels(labels: np.ndarray, k: int) -> np.ndarray:
-    if k <= 1:
-        return labels
-    h, w = labels.shape[0] // k * k, labels.shape[1] // k * k
-    return labels[k // 2 : h : k, k // 2 : w : k]
 
 
 class TruthPredictor:
@@ -81,11 +66,11 @@ class TruthPredictor:
         peak = cam["fluo_photons"]
 
         def stain(img: np.ndarray, rel: float) -> np.ndarray:
-            e = (_bin(img, k) - np.float32(offset)) * np.float32(e_per_adu)
+            e = (bin_image(img, k) - np.float32(offset)) * np.float32(e_per_adu)
             return (e - np.float32(cam["fluo_background_e"])) / np.float32(peak * rel)
 
         maps: dict[str, np.ndarray] = {}
-        labels = _bin_labels(t.cell_labels, k)
+        labels = bin_labels(t.cell_labels, k)
         ids = np.asarray(t.cells["cell_id"], np.int64)
         n = int(max(labels.max(), ids.max(initial=0))) + 1
         if "dapi" in roles:
