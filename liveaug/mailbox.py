@@ -21,7 +21,6 @@ class Latest(Generic[T]):
         self._fresh = False
         self._closed = False
         self.dropped = 0
-        self.delivered = 0
 
     def put(self, item: T) -> bool:
         """Store ``item``; returns True when it replaced one nobody had taken."""
@@ -42,7 +41,6 @@ class Latest(Generic[T]):
             if not self._fresh:
                 return None
             self._fresh = False
-            self.delivered += 1
             return self._item
 
     def peek(self) -> T | None:
@@ -55,12 +53,6 @@ class Latest(Generic[T]):
         with self._cond:
             self._closed = True
             self._cond.notify_all()
-
-    @property
-    def unread(self) -> bool:
-        """True while an item waits that no ``get`` has taken."""
-        with self._cond:
-            return self._fresh
 
     @property
     def closed(self) -> bool:
