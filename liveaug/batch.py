@@ -224,7 +224,7 @@ def stitch(parts: Sequence[RangeTask]) -> tuple[pd.DataFrame, pd.DataFrame]:
             events["cell_id"] = [mapping.get(int(i), 0) for i in events["cell_id"]]
         rows_out.append(kept)
         events_out.append(events)
-        prev = kept if prev is None else pd.concat([prev, kept], ignore_index=True)
+        prev = kept  # the next range's warm-up lies inside this one (plan: chunk > warmup)
         next_id = max(next_id, int(gids.max()) + 1 if len(gids) else next_id)
     rows_all = pd.concat(rows_out, ignore_index=True) if rows_out else pd.DataFrame()
     events_all = pd.concat(events_out, ignore_index=True) if events_out else pd.DataFrame()
