@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
 from liveaug.sources.simulated.biology import Population
@@ -29,6 +31,15 @@ TRUTH_COLUMNS: tuple[str, ...] = (
 )
 
 
+@functools.lru_cache(maxsize=4)
+def _pixel_coordinates(h: int, w: int) -> tuple[np.ndarray, np.ndarray]:
+    """Row and column of every pixel, flattened (made once per field size, not per frame)."""
+    rows = np.repeat(np.arange(h, dtype=np.float64), w)
+    cols = np.tile(np.arange(w, dtype=np.float64), h)
+    rows.flags.writeable = cols.flags.writeable = False
+    return rows, cols
+
+
 def cell_table(
     population: Population, maps: Maps, dapi_scale: float, reporter_nc: dict[int, float] | None
 ) -> dict[str, np.ndarray]:
@@ -38,8 +49,9 @@ def cell_table(
     area = np.bincount(lab, minlength=n)
     nuc_area = np.bincount(maps.nucleus_labels.ravel(), minlength=n)
     h, w = maps.cell_labels.shape
-    sy = np.bincount(lab, weights=np.repeat(np.arange(h, dtype=np.float64), w), minlength=n)
-    sx = np.bincount(lab, weights=np.tile(np.arange(w, dtype=np.float64), h), minlength=n)
+    rows, cols = _pixel_coordinates(h, w)
+    sy = np.bincount(lab, weights=rows, minlength=n)
+    sx = np.bincount(lab, weights=cols, minlength=n)
     dapi = np.bincount(lab, weights=maps.dna.ravel(), minlength=n) * dapi_scale
     cells = [c for c in population.cells if area[c.id] > 0]
     ids = np.array([c.id for c in cells], np.int64)
