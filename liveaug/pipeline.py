@@ -18,6 +18,7 @@ relays them to its main thread), or poll :meth:`Pipeline.latest_frame` / :meth:`
 from __future__ import annotations
 
 import logging
+import os
 import queue
 import threading
 import time
@@ -117,6 +118,10 @@ class Pipeline:
         Start at most this many analyses per second (the frames in between are dropped and
         counted). On a small CPU this leaves the display and acquisition a share of the cores;
         None analyses as fast as the compute allows.
+    compute_nice : int
+        Niceness added to the compute thread's (Linux; 0 = as the process). A live display
+        passes a positive value: the GUI and the GL rasteriser then win the cores whenever both
+        want one, and the analysis, which drops frames by design, takes what is left.
     """
 
     DEFAULT_CONSUMER = "default"
@@ -140,6 +145,7 @@ class Pipeline:
         stats_window: int = 300,
         roles: Iterable[str] = ROLES,
         max_analysis_hz: float | None = None,
+        compute_nice: int = 0,
     ) -> None:
         self.source = source
         self.predictor = predictor
@@ -155,6 +161,7 @@ class Pipeline:
         self._lock = threading.Lock()
         self.request_roles(self.DEFAULT_CONSUMER, roles)
         self.max_analysis_hz = max_analysis_hz
+        self.compute_nice = compute_nice
         self._stop = threading.Event()
         self._running = threading.Event()  # cleared = paused
         self._source_done = threading.Event()
@@ -355,6 +362,8 @@ class Pipeline:
             self._emit_event("error", "record", _one_line(exc))
 
     def _compute_loop(self) -> None:
+        if self.compute_nice:
+            _renice_this_thread(self.compute_nice)
         next_start = 0.0
         while not self._stop.is_set():
             if self.max_analysis_hz:  # rate cap: wait, then take the newest frame
@@ -428,6 +437,15 @@ class Pipeline:
         level = logging.INFO if kind == "end" else logging.WARNING
         log.log(level, "%s in %s: %s", kind, stage, message)
         self.event.emit(PipelineEvent(kind, stage, message, index))
+
+
+def _renice_this_thread(nice: int) -> None:
+    """Raise the calling thread's niceness by ``nice`` (Linux threads have their own)."""
+    try:
+        tid = threading.get_native_id()
+        os.setpriority(os.PRIO_PROCESS, tid, min(19, os.getpriority(os.PRIO_PROCESS, tid) + nice))
+    except (AttributeError, OSError) as exc:  # not Linux, or not permitted: keep going
+        log.debug("could not renice the compute thread: %s", exc)
 
 
 def _one_line(exc: BaseException) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 
@@ -167,3 +168,21 @@ def test_analysis_rate_cap_drops_frames_between_analyses():
     assert stats["acquired"] >= 60
     assert 8 <= stats["analysed"] <= 17  # ~10 Hz over 1.5 s, not the 60 fps source
     assert stats["dropped"] >= stats["acquired"] - stats["analysed"] - 2
+
+
+@pytest.mark.skipif(not hasattr(os, "setpriority"), reason="per-thread niceness is Linux's")
+def test_compute_thread_can_yield_the_cores_to_the_display():
+    seen: list[int] = []
+
+    class NicenessProbe(BlurPredictor):
+        def predict(self, frame, roles):
+            seen.append(os.getpriority(os.PRIO_PROCESS, threading.get_native_id()))
+            return super().predict(frame, roles)
+
+    base = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+    pipe = Pipeline(SimulatedMicroscope(SMALL, fps=60.0), predictor=NicenessProbe(), compute_nice=5)
+    with pipe:
+        time.sleep(0.3)
+    assert seen and set(seen) == {min(19, base + 5)}
+    # only the compute thread: this (GUI) thread keeps its priority
+    assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) == base

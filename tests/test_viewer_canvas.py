@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import cv2  # opencv bundles its own Qt plugins: keep it loaded beside real GL
 import numpy as np
 import pytest
@@ -257,3 +259,66 @@ def test_overlays_are_baked_once_per_analysis_not_per_frame(canvas, frames):
     canvas.select(int(truth_result(frames[1]).analysis.cells["cell_id"][0]))
     canvas.render()  # selection changes outlines only
     assert (maps.runs, outlines.runs) == (runs[0] + 1, runs[1] + 2)
+
+
+def test_cell_ids_are_drawn_centred_on_their_cells_at_any_zoom(canvas, frames):
+    frame = frames[1]
+    result = truth_result(frame, scale=0.5)
+    _show(canvas, frame, result)
+    base = _render(canvas)
+    layer = canvas.layers["ids"]
+    layer.color = (1.0, 0.0, 1.0)
+    layer.opacity = 1.0
+    layer.visible = True
+    on = _render(canvas)
+    cells = result.analysis.cells
+    changed = np.abs(on - base).max(axis=-1) > 60
+    ys, xs = np.nonzero(changed)
+    assert changed.sum() > 10 * len(cells)  # every label has a few digits' worth of pixels
+    # each changed pixel is near some cell centre (canvas shows frame pixels 2x) …
+    cx, cy = 2 * np.asarray(cells["x"]) + 1, 2 * np.asarray(cells["y"]) + 1
+    near = np.hypot(xs[:, None] - cx[None], ys[:, None] - cy[None]).min(axis=1)
+    assert np.percentile(near, 99) < 20
+    # … and each centre has label pixels next to it, in the layer's colour
+    for x, y in zip(cx, cy, strict=True):
+        if 8 < x < 2 * SIZE - 8 and 8 < y < 2 * SIZE - 8:
+            patch = on[int(y) - 6 : int(y) + 7, int(x) - 6 : int(x) + 7]
+            magenta = (patch[..., 0] > 200) & (patch[..., 2] > 200) & (patch[..., 1] < 60)
+            assert magenta.any(), (x, y)
+    # zooming in keeps the glyphs' pixel size (height of the drawn digits)
+    one = CellTable({"cell_id": np.array([7]), "x": np.array([64.0]), "y": np.array([64.0])})
+    analysis = dataclasses.replace(result.analysis, cells=one)
+    canvas.set_result(dataclasses.replace(result, analysis=analysis))
+
+    def label_rows() -> np.ndarray:
+        """Lit pixels per canvas row of the "7" (top row first)."""
+        layer.visible = False
+        off = _render(canvas)
+        layer.visible = True
+        lit = (np.abs(_render(canvas) - off).max(axis=-1) > 60).sum(axis=1)
+        rows = np.flatnonzero(lit)
+        return lit[rows.min() : rows.max() + 1]
+
+    r1 = label_rows()
+    assert r1[0] > r1[-1]  # upright: a 7's bar is at the top
+    canvas.view.camera.rect = (32, 32, 64, 64)
+    r2 = label_rows()
+    assert 6 <= len(r1) <= 16 and abs(len(r1) - len(r2)) <= 1
+    layer.visible = False
+
+
+def test_label_quads_spell_each_id_centred():
+    from liveaug.viewer.idlabels import label_quads
+
+    anchors, offsets, tc = label_quads(
+        np.array([7, 1234, 0]), np.array([[1, 2], [3, 4], [5, 6]]), (6, 10)
+    )
+    assert len(anchors) == 6 * (1 + 4 + 1)
+    digits = np.floor(tc[::6, 0] * 10 + 1e-6).astype(int)  # first corner of each glyph quad
+    assert digits.tolist() == [7, 1, 2, 3, 4, 0]
+    assert anchors[6:30].tolist() == [[3, 4]] * 24
+    # 1234: four glyphs side by side, centred on the anchor
+    x = offsets[6:30, 0]
+    assert x.min() == -12 and x.max() == 12
+    assert offsets[:, 1].min() == -5 and offsets[:, 1].max() == 5
+    assert offsets[0, 1] == 5 and tc[0, 1] == 0  # the atlas' top row at the glyph's top

@@ -16,6 +16,7 @@ from vispy import scene
 
 from liveaug.frame import PHASE_CLASSES, CellEvent, Frame
 from liveaug.viewer.contrast import subsample
+from liveaug.viewer.idlabels import IdLabels
 from liveaug.viewer.layers import PHASE_COLORS, OverlayLayer
 from liveaug.viewer.visuals import CompositeVisual, StainStyle
 
@@ -170,16 +171,15 @@ class IdsAdapter(OverlayAdapter):
     """Each cell's tracked id as text at its centroid, for the cells in view.
 
     At most ``max_labels`` (the largest cells first): past that the numbers would overlap
-    unreadably anyway, and text is the costliest overlay to draw; zoom in to see them all.
+    unreadably anyway; zoom in to see them all. Digits come from an atlas
+    (:mod:`liveaug.viewer.idlabels`), laid out with numpy at each analysis.
     """
 
     max_labels = 300
 
     def __init__(self, layer: OverlayLayer, composite: CompositeVisual, parent: Any) -> None:
         super().__init__(layer, composite, parent)
-        self.node = scene.visuals.Text(
-            "", parent=parent, font_size=7, anchor_x="center", anchor_y="center"
-        )
+        self.node = IdLabels(parent=parent)
         self.node.order = 5
         self._cells: Any = None
         self._rect: tuple[float, float, float, float] | None = None
@@ -207,7 +207,7 @@ class IdsAdapter(OverlayAdapter):
     def _push(self) -> None:
         c = self._cells
         if c is None or not len(c):
-            self.node.text = ""
+            self.node.set_labels(np.zeros(0, np.int64), np.zeros((0, 2), np.float32))
             self._shown = ()
             return
         x, y = np.asarray(c["x"], np.float64), np.asarray(c["y"], np.float64)
@@ -219,15 +219,9 @@ class IdsAdapter(OverlayAdapter):
         if idx.size > self.max_labels:
             area = np.asarray(c["area_px"])[idx] if "area_px" in c.columns else -idx
             idx = np.sort(idx[np.argsort(-area, kind="stable")[: self.max_labels]])
-        ids = tuple(int(i) for i in np.asarray(c["cell_id"])[idx])
-        if ids == self._shown:
-            return
-        self._shown = ids
-        if not ids:
-            self.node.text = ""
-            return
-        self.node.text = [str(i) for i in ids]
-        self.node.pos = np.column_stack([x[idx] + 0.5, y[idx] + 0.5]).astype(np.float32)
+        ids = np.asarray(c["cell_id"], np.int64)[idx]
+        self._shown = tuple(ids.tolist())
+        self.node.set_labels(ids, np.column_stack([x[idx] + 0.5, y[idx] + 0.5]))
 
 
 class EventsAdapter(OverlayAdapter):

@@ -41,6 +41,11 @@ def qt_app() -> Any:
     return qapp
 
 
+#: Niceness of the viewer's compute thread: the display never waits for the analysis, which
+#: drops frames by design; recording and acquisition keep the process' priority.
+COMPUTE_NICE = 10
+
+
 def live_pipeline(
     source: Any,
     *,
@@ -74,6 +79,7 @@ def live_pipeline(
         analyzer=analyzer,
         recorder=SwitchableRecorder(),
         max_analysis_hz=max_analysis_hz or None,
+        compute_nice=COMPUTE_NICE,
     )
 
 

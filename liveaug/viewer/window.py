@@ -57,8 +57,12 @@ log = logging.getLogger(__name__)
 
 #: Display timer period (ms): a little faster than any camera we show, draws coalesce.
 DISPLAY_PERIOD_MS = 12
-#: Readouts table and plots refresh at most this often (ms).
-PANEL_PERIOD_MS = 250
+#: The readouts table, and the plots, each refresh at most this often (ms), in turns.
+PANEL_PERIOD_MS = 500
+#: Panels refresh in a tick at most this long after a frame went to the canvas (s) …
+PANEL_SLACK_S = 0.02
+#: … or at any tick once no frame came for this long (a paused or slow source).
+PANEL_QUIET_S = 0.1
 SPEEDS = (0.25, 0.5, 1.0, 2.0, 4.0, 8.0)
 #: A new overlay is drawn without waiting for a new frame once none came for this long (s).
 OVERLAY_WAIT_S = 0.045
@@ -143,7 +147,8 @@ class ViewerWindow(QMainWindow):
         self._last_frame_t = 0.0
         self._result_pending = False
         self._pending_events: list[CellEvent] = []
-        self._panels_dirty = False
+        self._panels_dirty: set[str] = set()  # "table", "plots": to refresh from self._result
+        self._panel_turn = "table"
         self._message = ""
         self._message_until = 0.0
         self._closed = False
@@ -423,7 +428,7 @@ class ViewerWindow(QMainWindow):
             analysis = result.analysis
             if analysis is not None and getattr(analysis, "cells", None) is not None:
                 self.history.add(result.frame.index, analysis.cells)
-            self._panels_dirty = True
+            self._panels_dirty = {"table", "plots"}
             self._result_pending = True
         while self._events:
             self._pending_events.append(self._events.popleft())
@@ -441,10 +446,18 @@ class ViewerWindow(QMainWindow):
             self.canvas.update()
         elif new_frame:
             self.canvas.update()
-        if self._panels_dirty and now >= self._panel_due:
-            self._panel_due = now + PANEL_PERIOD_MS / 1000
-            self._panels_dirty = False
-            self._update_panels()
+        # Table and plots refresh in turns, each at most every PANEL_PERIOD_MS, and in a tick
+        # just after a frame went to the canvas (or while no frames come): their work then falls
+        # in the slack before the next frame instead of pushing a frame out.
+        streaming = now - self._last_frame_t < PANEL_QUIET_S
+        slack = not new_frame and now - self._last_frame_t < PANEL_SLACK_S
+        dirty = self._panels_dirty
+        if dirty and now >= self._panel_due and (slack or not streaming):
+            self._panel_due = now + PANEL_PERIOD_MS / 2000
+            part = self._panel_turn if self._panel_turn in dirty else next(iter(dirty))
+            self._panel_turn = "plots" if part == "table" else "table"
+            dirty.discard(part)
+            self._update_panels(table=part == "table", plots=part == "plots")
 
     def _on_drawn(self, draw_ns: int) -> None:
         frame = self.canvas.frame
@@ -470,13 +483,17 @@ class ViewerWindow(QMainWindow):
         """New frames drawn per second (last 2 s)."""
         return self._disp_rate.rate()
 
-    def _update_panels(self) -> None:
+    def _update_panels(self, *, table: bool = True, plots: bool = True) -> None:
+        """Show the newest result's cells in the table and/or the plots."""
         result = self._result
         analysis = getattr(result, "analysis", None)
         cells = getattr(analysis, "cells", None)
         if cells is None:
             return
-        self.table.set_table(cells, self.selected)
+        if table:
+            self.table.set_table(cells, self.selected)
+        if not plots:
+            return
         frames, counts = self.history.phase_counts()
         self.phase_plot.set_data(
             frames,
