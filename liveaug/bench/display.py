@@ -151,7 +151,7 @@ def display_rate(
     qapp = qt_app()
     maps = choose_maps(maps, None)
     with tempfile.TemporaryDirectory(prefix="liveaug-display-") as tmp:
-        session = make_bench_session(Path(tmp), size, 60)
+        session = make_bench_session(Path(tmp), size, 60, truth=analysis and maps == "truth")
         metadata = Session.open(session).metadata
         source = ReplaySource(session, speed=1.0, loop=True)
         if analysis:

@@ -30,15 +30,23 @@ from liveaug.timing import summarize_ms
 Draw = Callable[[Frame, "Result | None"], object]
 
 
-def make_bench_session(folder: Path, size: int, frames: int, seed: int = 0) -> Path:
-    """A simulated session (30 fps timestamps) to replay; reused when it already exists."""
-    path = folder / f"bench-{size}-{frames}-seed{seed}.ome.zarr"
+def make_bench_session(
+    folder: Path, size: int, frames: int, seed: int = 0, *, truth: bool = False
+) -> Path:
+    """A simulated session (30 fps timestamps) to replay; reused when it already exists.
+
+    Brightfield only by default, as a camera delivers it: replayed truth channels would be
+    recorded again by the pipeline's recorder, a cost no live run has. ``truth=True`` for the
+    simulator's truth maps in place of models.
+    """
+    path = folder / f"bench-{size}-{frames}-seed{seed}{'-truth' if truth else ''}.ome.zarr"
     try:
         if Session.open(path).n_frames == frames:
             return path
     except SessionError:  # missing or unreadable: write it anew
         pass
-    sim = SimulatedMicroscope(SimulationConfig(height=size, width=size, seed=seed), fps=None)
+    config = SimulationConfig(height=size, width=size, seed=seed, truth=truth)
+    sim = SimulatedMicroscope(config, fps=None)
     info = sim.open()
     with SessionWriter.for_source(path, info, frame_interval_s=1 / 30, overwrite=True) as w:
         for _ in range(frames):
