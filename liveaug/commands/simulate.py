@@ -76,6 +76,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         action="store_true",
         help="add a fluorescent reporter channel with rare nuclear translocations",
     )
+    p.add_argument(
+        "--imports-per-h",
+        type=float,
+        default=0.01,
+        help="with --reporter: per-cell rate of the reporter moving into the nucleus, per hour "
+        "of experiment time (default 0.01; raise it to test event rules on more events)",
+    )
     p.add_argument("--overwrite", action="store_true", help="replace OUT if it exists")
 
 
@@ -94,6 +101,7 @@ def run(args: argparse.Namespace) -> int:
         biology__frame_interval_s=args.interval,
         biology__apoptosis_fraction=args.apoptosis,
         biology__reporter=args.reporter,
+        biology__translocation_rate_per_h=args.imports_per_h,
         optics__defocus_um=args.defocus,
         optics__magnification=args.magnification,
         camera__photons=args.photons,
