@@ -30,6 +30,10 @@ from liveaug.timing import summarize_ms
 Draw = Callable[[Frame, "Result | None"], object]
 
 
+#: Frame rate of the replayed bench session.
+SOURCE_FPS = 30.0
+
+
 def make_bench_session(
     folder: Path, size: int, frames: int, seed: int = 0, *, truth: bool = False
 ) -> Path:
@@ -48,7 +52,7 @@ def make_bench_session(
     config = SimulationConfig(height=size, width=size, seed=seed, truth=truth)
     sim = SimulatedMicroscope(config, fps=None)
     info = sim.open()
-    with SessionWriter.for_source(path, info, frame_interval_s=1 / 30, overwrite=True) as w:
+    with SessionWriter.for_source(path, info, frame_interval_s=1 / SOURCE_FPS, overwrite=True) as w:
         for _ in range(frames):
             w.append(sim.read())
     return path
@@ -188,14 +192,18 @@ def pipeline_benchmarks(
     reset()
     piped = pipeline_run(predictor, analyzer, session, seconds, draw, folder / "rec.ome.zarr")
     t_c = alone["median_ms"]
-    frame_ms = 1000 / 30
+    frame_ms = 1000 / SOURCE_FPS
+    # what the analysis could reach with everything else hidden: its own rate, or the source's
+    # when the compute is faster than the frames come
+    reachable = min(1000 / t_c, SOURCE_FPS)
     return {
         "size": size,
         "compute_alone_ms": alone,
         "naive": naive,
         "pipeline": piped,
         "targets": {
-            "analysed_fps / (0.9 / compute)": piped["analysed_fps"] / (0.9 * 1000 / t_c),
+            "analysed_fps / (0.9 min(1/compute, source))": piped["analysed_fps"]
+            / (0.9 * reachable),
             "displayed_fps (>= 29)": piped["displayed_fps"],
             "displayed vs naive (>= 3)": piped["displayed_fps"] / max(naive["displayed_fps"], 1e-9),
             "latency_p95 / (1.2 compute + frame) (<= 1)": piped["latency_p95_ms"]
