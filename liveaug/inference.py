@@ -269,6 +269,11 @@ class Predictor:
         return SHORT.get(self.models[0].provider, self.models[0].provider)
 
     @property
+    def threads(self) -> int:
+        """Intra-op threads of the (first) model's onnxruntime session."""
+        return int(self.models[0].session.get_session_options().intra_op_num_threads)
+
+    @property
     def roles(self) -> tuple[str, ...]:
         """Roles some loaded model can fill."""
         return tuple(r for r in ROLES if r in self.role_model)

@@ -1,6 +1,8 @@
-"""The pipeline against the naive single loop, on the same replayed frames and models.
+"""The pipeline against the naive single loop, on the same source and models.
 
-Three measurements in one process, so their ratios compare like with like on a noisy machine:
+Sources: a replayed simulated session (default), the simulated microscope live, or a GenICam
+camera; each schedule opens its own instance of the source (``make_source``). Three measurements
+in one process, so their ratios compare like with like on a noisy machine:
 
 1. **compute alone** — prediction + analysis per frame, one after another: the floor any
    schedule must pay for an analysed frame;
@@ -23,11 +25,13 @@ from liveaug.errors import SessionError
 from liveaug.frame import ROLES, Frame
 from liveaug.pipeline import Analyzer, Pipeline, Predictor, Result
 from liveaug.session import Session, SessionWriter
+from liveaug.sources.base import Source, SourceInfo
 from liveaug.sources.replay import ReplaySource
 from liveaug.sources.simulated import SimulatedMicroscope, SimulationConfig
 from liveaug.timing import summarize_ms
 
 Draw = Callable[[Frame, "Result | None"], object]
+MakeSource = Callable[[], Source]
 
 
 #: Frame rate of the replayed bench session.
@@ -63,12 +67,20 @@ def _compute(predictor: Predictor, analyzer: Analyzer | None, frame: Frame) -> t
     return pred, (analyzer.analyze(frame, pred) if analyzer is not None else None)
 
 
+def sample_frames(make_source: MakeSource, n: int) -> tuple[list[Frame], SourceInfo]:
+    """``n`` frames from a freshly opened source, and what it delivers."""
+    src = make_source()
+    info = src.open()
+    try:
+        return [src.read(timeout_s=5.0) for _ in range(n)], info
+    finally:
+        src.close()
+
+
 def compute_alone(
-    predictor: Predictor, analyzer: Analyzer | None, session: Path, n: int = 20
+    predictor: Predictor, analyzer: Analyzer | None, frames: list[Frame]
 ) -> dict[str, float]:
     """Median/p95 ms of prediction + analysis per frame with nothing else running."""
-    s = Session.open(session)
-    frames = [s.frame(i % s.n_frames) for i in range(n + 2)]
     _compute(predictor, analyzer, frames[0])  # warm-up (allocations, graph init)
     samples = []
     for f in frames[2:]:
@@ -81,27 +93,29 @@ def compute_alone(
 def naive_loop(
     predictor: Predictor,
     analyzer: Analyzer | None,
-    session: Path,
+    make_source: MakeSource,
     seconds: float,
     draw: Draw | None,
 ) -> dict[str, float]:
-    """acquire → predict → analyse → draw in one thread, from a 30 fps replay."""
-    src = ReplaySource(session, speed=1.0, loop=True)
+    """acquire → predict → analyse → draw in one thread."""
+    src = make_source()
     src.open()
     drawn, latencies = 0, []
     t_end = time.monotonic() + seconds
     t0 = time.monotonic()
-    while time.monotonic() < t_end:
-        frame = src.read()
-        arrived = time.perf_counter_ns()
-        pred, analysis = _compute(predictor, analyzer, frame)
-        latency = time.perf_counter_ns() - arrived
-        latencies.append(latency)
-        if draw is not None:
-            draw(frame, Result(frame, arrived, pred, analysis, {}, latency / 1e6, 0))
-        drawn += 1
+    try:
+        while time.monotonic() < t_end:
+            frame = src.read(timeout_s=5.0)
+            arrived = time.perf_counter_ns()
+            pred, analysis = _compute(predictor, analyzer, frame)
+            latency = time.perf_counter_ns() - arrived
+            latencies.append(latency)
+            if draw is not None:
+                draw(frame, Result(frame, arrived, pred, analysis, {}, latency / 1e6, 0))
+            drawn += 1
+    finally:
+        src.close()
     elapsed = time.monotonic() - t0
-    src.close()
     lat = summarize_ms(latencies)
     return {
         "displayed_fps": drawn / elapsed,
@@ -113,24 +127,16 @@ def naive_loop(
 def pipeline_run(
     predictor: Predictor,
     analyzer: Analyzer | None,
-    session: Path,
+    make_source: MakeSource,
+    info: SourceInfo,
     seconds: float,
     draw: Draw | None,
     record_to: Path,
 ) -> dict[str, Any]:
-    """The threaded engine from a 30 fps replay, recording, with a display loop at 30 Hz."""
-    src = ReplaySource(session, speed=1.0, loop=True)
-    info = Session.open(session)
-    writer = SessionWriter(
-        record_to,
-        shape=info.shape,
-        dtype=info.dtype.name,
-        bit_depth=info.bit_depth,
-        pixel_size_um=info.pixel_size_um,
-        truth=False,  # record what a camera would give: brightfield, no simulator truth
-        overwrite=True,
-    )
-    pipe = Pipeline(src, predictor=predictor, analyzer=analyzer, recorder=writer)
+    """The threaded engine, recording every frame, with a display loop polling at 60 Hz."""
+    # record what a camera would give: brightfield (and real channels), no simulator truth
+    writer = SessionWriter.for_source(record_to, info, truth=False, overwrite=True)
+    pipe = Pipeline(make_source(), predictor=predictor, analyzer=analyzer, recorder=writer)
     pipe.start()
     time.sleep(1.0)  # warm-up: first inference, first allocations
     pipe.timings.clear()
@@ -154,6 +160,7 @@ def pipeline_run(
     elapsed = time.monotonic() - t0
     stats = pipe.stats()
     assert pipe.stop(timeout_s=2.0), "pipeline threads did not stop"
+    acquired = pipe.counts["acquired"]  # after stop: frames that came in since stats() too
     recorded = Session.open(record_to).n_frames
     stages = stats["stages"]
     return {
@@ -163,9 +170,9 @@ def pipeline_run(
         "latency_p95_ms": stages.get("latency", {}).get("p95_ms", float("nan")),
         "latency_median_ms": stages.get("latency", {}).get("median_ms", float("nan")),
         "dropped_for_analysis": stats["dropped"],
-        "acquired": stats["acquired"],
+        "acquired": acquired,
         "recorded": recorded,
-        "record_drops": stats["acquired"] - recorded,
+        "record_drops": acquired - recorded,
         "draw_ms": summarize_ms(draw_ns)["median_ms"] if draw_ns else 0.0,
         "stages": {
             k: {"median_ms": v["median_ms"], "p95_ms": v["p95_ms"]} for k, v in stages.items()
@@ -173,31 +180,47 @@ def pipeline_run(
     }
 
 
+def replay_source(folder: Path, size: int) -> MakeSource:
+    """Replays of a 90-frame simulated session at 30 fps, looping."""
+    session = make_bench_session(folder, size, frames=90)
+    return lambda: ReplaySource(session, speed=1.0, loop=True)
+
+
+def simulator_source(size: int) -> MakeSource:
+    """The simulated microscope live at 30 fps (brightfield only, rendered as frames fall due)."""
+    config = SimulationConfig(height=size, width=size, seed=0, truth=False)
+    return lambda: SimulatedMicroscope(config, fps=SOURCE_FPS)
+
+
 def pipeline_benchmarks(
     predictor: Predictor,
     analyzer: Analyzer | None = None,
     *,
-    size: int = 512,
+    make_source: MakeSource,
     seconds: float = 10.0,
     draw: Draw | None = None,
     workdir: Path | None = None,
 ) -> dict[str, Any]:
-    """Compute alone, the naive loop and the pipeline on the same frames; the ratios."""
+    """Compute alone, the naive loop and the pipeline on the same source; the ratios."""
     folder = Path(workdir or tempfile.mkdtemp(prefix="liveaug-bench-"))
-    session = make_bench_session(folder, size, frames=90)
+    frames, info = sample_frames(make_source, 22)
     reset = getattr(analyzer, "reset", lambda: None)  # fresh tracks for each schedule
-    alone = compute_alone(predictor, analyzer, session)
+    alone = compute_alone(predictor, analyzer, frames)
     reset()
-    naive = naive_loop(predictor, analyzer, session, seconds / 2, draw)
+    naive = naive_loop(predictor, analyzer, make_source, seconds / 2, draw)
     reset()
-    piped = pipeline_run(predictor, analyzer, session, seconds, draw, folder / "rec.ome.zarr")
+    piped = pipeline_run(
+        predictor, analyzer, make_source, info, seconds, draw, folder / "rec.ome.zarr"
+    )
+    source_fps = piped["acquired_fps"]
     t_c = alone["median_ms"]
-    frame_ms = 1000 / SOURCE_FPS
+    frame_ms = 1000 / source_fps
     # what the analysis could reach with everything else hidden: its own rate, or the source's
     # when the compute is faster than the frames come
-    reachable = min(1000 / t_c, SOURCE_FPS)
+    reachable = min(1000 / t_c, source_fps)
     return {
-        "size": size,
+        "source": info.name,
+        "size": f"{info.shape[1]}x{info.shape[0]}",
         "compute_alone_ms": alone,
         "naive": naive,
         "pipeline": piped,

@@ -7,9 +7,12 @@ import contextlib
 import json
 import os
 import platform
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+
+from liveaug.commands.camera_args import add_camera_arguments
 
 HELP = (
     "Measure how fast each stage runs on this machine (simulator, camera conversion, …) "
@@ -40,7 +43,16 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         default=10.0,
         help="how long each timed pipeline run lasts (default 10)",
     )
+    p.add_argument(
+        "--source",
+        choices=("replay", "simulator", "camera"),
+        default="replay",
+        help="pipeline section's source: a replayed simulated session (default), the simulated "
+        "microscope live, or a GenICam camera (--cti, --device …; --fps defaults to 30)",
+    )
     p.add_argument("--json", type=Path, metavar="OUT.json", help="also write results as JSON")
+    cam = p.add_argument_group("camera (with --source camera)")
+    add_camera_arguments(cam)  # type: ignore[arg-type]
 
 
 @contextlib.contextmanager
@@ -54,6 +66,36 @@ def _drawer() -> Iterator[Any]:
 
     with canvas_drawer() as draw:
         yield draw
+
+
+def _pipeline_sources(args: argparse.Namespace) -> list[tuple[str, Any]]:
+    """(label, source factory) for each case of the pipeline section."""
+    from liveaug.bench.pipeline import SOURCE_FPS, replay_source, simulator_source
+
+    if args.source == "camera":
+        from liveaug.commands.camera_args import camera_from_args
+
+        if args.fps is None:
+            args.fps = SOURCE_FPS
+        return [("camera", lambda: camera_from_args(args))]
+    if args.source == "simulator":
+        return [(f"simulator {n}", simulator_source(n)) for n in args.sizes]
+    folder = Path(tempfile.mkdtemp(prefix="liveaug-bench-"))
+    return [(f"replay {n}", replay_source(folder, n)) for n in args.sizes]
+
+
+def _thread_counts(predictor: Any, drawing: bool) -> dict[str, Any]:
+    """Threads each library may use here (they share the same cores)."""
+    import cv2
+
+    out: dict[str, Any] = {
+        "onnxruntime_intra_op": getattr(predictor, "threads", None),
+        "opencv": cv2.getNumThreads(),
+        "cores": os.cpu_count(),
+    }
+    if drawing:
+        out["llvmpipe (LP_NUM_THREADS)"] = os.environ.get("LP_NUM_THREADS", "cores")
+    return out
 
 
 def _cpu_model() -> str:
@@ -116,15 +158,17 @@ def run(args: argparse.Namespace) -> int:
 
         predictor = Predictor()
         print(predictor.report)
-        for size in args.sizes:
+        for label, make_source in _pipeline_sources(args):
             analyzer = Analyzer(keep_history=False)
             with _drawer() as draw:
                 res = pipeline_benchmarks(
-                    predictor, analyzer, size=size, seconds=args.seconds, draw=draw
+                    predictor, analyzer, make_source=make_source, seconds=args.seconds, draw=draw
                 )
-            report.setdefault("pipeline", {})[str(size)] = res
+            res["provider"] = predictor.report.line()
+            res["threads"] = _thread_counts(predictor, draw is not None)
+            report.setdefault("pipeline", {})[label] = res
             _print_table(
-                f"pipeline vs naive loop, {size}x{size}, 30 fps replay",
+                f"pipeline vs naive loop, {res['size']}, {res['source']}",
                 {
                     "compute alone": res["compute_alone_ms"],
                     "naive loop": res["naive"],
