@@ -115,15 +115,26 @@ def show(
 
     window = ViewerWindow(pipeline, make_pipeline=make_pipeline, title=title)
     window.show()
+    timer = QTimer(window)
     if frames is not None:
-        timer = QTimer(window)
-        timer.timeout.connect(lambda: window.drawn_frames >= frames and window.close())
+
+        def close_when_done() -> None:
+            if window.drawn_frames >= frames:
+                timer.stop()
+                window.close()
+
+        timer.timeout.connect(close_when_done)
         timer.start(50)
     try:
         qapp.exec()
     finally:
+        timer.stop()
         window.shutdown()
     log.info("displayed %d frames; last HUD: %s", window.drawn_frames, window.hud.text())
+    # Delete the window (and its timer) with the next event-loop pass. Left to the garbage
+    # collector, the window <-> timer slot cycle lived on, its timer still firing into later
+    # event loops until a collection freed the window under it: a crash (seen in the tests).
+    window.deleteLater()
     return 0
 
 
