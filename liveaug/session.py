@@ -569,6 +569,14 @@ class Session:
         """Per-frame metadata (index, timestamp_ns, clock, …, ``meta.*``), one row per frame."""
         return _frames_table(self._records)
 
+    def require_truth(self) -> None:
+        """Raise a one-line error unless the session carries ground truth (to score against)."""
+        if not self.has_truth:
+            raise SessionError(
+                f"{self.path} has no ground truth",
+                "evaluate on a session made by `liveaug simulate`",
+            )
+
     def truth_cells(self) -> pd.DataFrame | None:
         """Every frame's truth rows with a ``frame`` column, or None for a session without truth."""
         if not self.has_truth:

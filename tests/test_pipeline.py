@@ -9,7 +9,7 @@ import time
 import cv2
 import numpy as np
 import pytest
-from soak_support import rss_mb
+from soak_support import rss_growth_mb
 
 from liveaug.frame import Frame, Prediction
 from liveaug.pipeline import Pipeline, PipelineEvent, Result
@@ -148,12 +148,7 @@ def test_memory_flat_over_10000_frames():
     cfg = SMALL.with_(truth=False)
     pipe = Pipeline(SimulatedMicroscope(cfg), predictor=BlurPredictor())
     pipe.start()
-    while pipe.stats()["acquired"] < 1000:
-        time.sleep(0.05)
-    base = rss_mb()
-    while pipe.stats()["acquired"] < 10_000:
-        time.sleep(0.1)
-    grown = rss_mb() - base
+    grown = rss_growth_mb(pipe)
     assert pipe.stop()
     assert grown < 8.0, f"RSS grew {grown:.1f} MB over 9 000 frames"
 

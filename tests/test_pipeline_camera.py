@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 
 import pytest
-from soak_support import rss_mb
+from soak_support import rss_growth_mb
 
 from liveaug.pipeline import Pipeline, PipelineEvent
 from liveaug.sources.camera import CameraSettings, CameraSource, Reconnect, bundled_simulator_cti
@@ -67,12 +67,7 @@ def test_memory_flat_over_10000_viky_frames():
     pipe = Pipeline(cam)
     pipe.start()
     try:
-        while pipe.stats()["acquired"] < 1000:
-            time.sleep(0.05)
-        base = rss_mb()
-        while pipe.stats()["acquired"] < 10_000:
-            time.sleep(0.1)
-        grown = rss_mb() - base
+        grown = rss_growth_mb(pipe)
     finally:
         assert pipe.stop()
     assert grown < 8.0, f"RSS grew {grown:.1f} MB over 9 000 frames"

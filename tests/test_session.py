@@ -172,6 +172,10 @@ def test_round_trip_uint8_plain(tmp_path: Path) -> None:
     assert s.n_frames == 3 and s.dtype == np.uint8 and s.bit_depth == 8
     assert s.channel_names == () and s.image_channels == ("brightfield",)
     assert not s.has_truth and s.truth_cells() is None
+    with pytest.raises(
+        SessionError, match=r"plain\.ome\.zarr has no ground truth — .*liveaug simulate"
+    ):
+        s.require_truth()  # what `models eval` / `analysis eval` say for such a session
     assert s.pixel_size_um == 0.65  # adopted from the frames
     assert s.frame_interval_s == pytest.approx(0.02, rel=1e-3)  # measured on close
     for t, want in enumerate(frames):

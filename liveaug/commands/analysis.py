@@ -39,16 +39,11 @@ def run(args: argparse.Namespace) -> int:
     from liveaug.analysis.analyzer import Analyzer
     from liveaug.analysis.batch import make_predictor
     from liveaug.analysis.evaluate import evaluate_frames, verdict
-    from liveaug.errors import LiveaugError
     from liveaug.progress import progress
     from liveaug.session import Session
 
     session = Session.open(args.session)
-    if not session.has_truth:
-        raise LiveaugError(
-            f"{args.session} has no ground truth",
-            "evaluate on a session made by `liveaug simulate`",
-        )
+    session.require_truth()
     predictor = make_predictor(args.maps, models=args.model, metadata=session.metadata)
     n = session.n_frames if args.frames is None else min(args.frames, session.n_frames)
     with tempfile.TemporaryDirectory() as snaps, progress(n, "eval") as bar:

@@ -82,7 +82,6 @@ def _check(args: argparse.Namespace) -> int:
 
 
 def _eval(args: argparse.Namespace) -> int:
-    from liveaug.errors import LiveaugError
     from liveaug.inference import Predictor
     from liveaug.model_eval import evaluate, format_summary
     from liveaug.model_zoo import resolve
@@ -90,11 +89,7 @@ def _eval(args: argparse.Namespace) -> int:
     from liveaug.session import Session
 
     session = Session.open(args.session)
-    if not session.has_truth:
-        raise LiveaugError(
-            f"{args.session} has no ground truth",
-            "evaluate on a simulated session (liveaug simulate)",
-        )
+    session.require_truth()
     n = min(args.frames or len(session), len(session))
     models = [resolve(m) for m in args.model] if args.model else None
     pred = Predictor(models, resolution=args.resolution)

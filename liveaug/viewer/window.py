@@ -185,11 +185,7 @@ class ViewerWindow(QMainWindow):
         col.addWidget(self._build_overlay_box())
         col.addWidget(self._build_contrast_box())
         col.addStretch(1)
-        dock = QDockWidget("Display", self)
-        dock.setObjectName("display-dock")
-        dock.setWidget(controls)
-        dock.setFeatures(QDockWidget.DockWidgetFeature.NoDockWidgetFeatures)
-        self.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, dock)
+        self._dock("Display", "display-dock", controls, Qt.DockWidgetArea.RightDockWidgetArea)
 
         self.table = CellTableView()
         self.table.selectionModel().selectionChanged.connect(self._on_table_selection)
@@ -206,11 +202,7 @@ class ViewerWindow(QMainWindow):
         split.addWidget(self.table)
         split.addWidget(plots)
         split.setSizes([700, 600])
-        bottom = QDockWidget("Cells", self)
-        bottom.setObjectName("cells-dock")
-        bottom.setWidget(split)
-        bottom.setFeatures(QDockWidget.DockWidgetFeature.NoDockWidgetFeatures)
-        self.addDockWidget(Qt.DockWidgetArea.BottomDockWidgetArea, bottom)
+        self._dock("Cells", "cells-dock", split, Qt.DockWidgetArea.BottomDockWidgetArea)
 
         self.hud = QLabel()
         self.hud.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
@@ -224,6 +216,14 @@ class ViewerWindow(QMainWindow):
             )
         self._shortcut("Space", self.toggle_live)
         self._shortcut("0", self.canvas.reset_view)
+
+    def _dock(self, title: str, name: str, widget: QWidget, area: Qt.DockWidgetArea) -> None:
+        """A fixed (not floatable, not closable) dock around ``widget``."""
+        dock = QDockWidget(title, self)
+        dock.setObjectName(name)
+        dock.setWidget(widget)
+        dock.setFeatures(QDockWidget.DockWidgetFeature.NoDockWidgetFeatures)
+        self.addDockWidget(area, dock)
 
     def _shortcut(self, key: str, slot: Callable[[], object]) -> None:
         # whole-window keys: they work whichever child (the GL canvas included) has focus
