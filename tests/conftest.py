@@ -5,6 +5,8 @@ from __future__ import annotations
 import gc
 import sys
 
+import pytest
+
 
 def pytest_sessionfinish(session, exitstatus):
     """Tear Qt and GL objects down in order while the interpreter is whole.
@@ -24,3 +26,12 @@ def pytest_sessionfinish(session, exitstatus):
     app.processEvents()
     gc.collect()
     app.processEvents()
+
+
+@pytest.fixture(autouse=True)
+def _collect_qt_garbage_on_this_thread(request):
+    """After a GL test, free its widgets here: a cycle left for later may be collected by a
+    pipeline thread of the next test, and Qt objects destroyed off the GUI thread crash."""
+    yield
+    if request.node.get_closest_marker("gl") is not None:
+        gc.collect()

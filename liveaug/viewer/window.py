@@ -47,6 +47,7 @@ from liveaug.pipeline import Pipeline, PipelineEvent, Result
 from liveaug.sources.replay import ReplaySource
 from liveaug.viewer.canvas import LiveCanvas
 from liveaug.viewer.contrast import Contrast, histogram
+from liveaug.viewer.gui_gc import collect_on_gui_thread
 from liveaug.viewer.history import History
 from liveaug.viewer.layers import PHASE_COLORS, OverlayLayer, default_layers
 from liveaug.viewer.plots import HistogramPlot, LinePlot, PhaseStrip
@@ -115,12 +116,26 @@ class ViewerWindow(QMainWindow):
         title: str = "liveaug",
     ) -> None:
         super().__init__()
+        collect_on_gui_thread()
+        self._closed = False
         self.setWindowTitle(title)
         self.settings = settings if settings is not None else QSettings("liveaug", "viewer")
         self.make_pipeline = make_pipeline
         self.pipeline = pipeline
-        if pipeline.info is None:
+        started_here = pipeline.info is None
+        if started_here:
             pipeline.start()
+        try:
+            self._setup()
+        except BaseException:
+            self._closed = True
+            if started_here:  # a window that failed to open leaves no threads behind
+                pipeline.stop()
+            raise
+
+    def _setup(self) -> None:
+        """Layers, canvas, panels and timers: whatever may fail once the pipeline runs."""
+        pipeline = self.pipeline
         info = pipeline.info
         assert info is not None
         self.layers = default_layers(info.channel_names)
@@ -151,7 +166,6 @@ class ViewerWindow(QMainWindow):
         self._panel_turn = "table"
         self._message = ""
         self._message_until = 0.0
-        self._closed = False
         self._relay = _Relay()
         self._relay.pipeline_event.connect(self._on_pipeline_event)
 
