@@ -260,3 +260,21 @@ def test_open_session_swaps_the_source_and_stops_the_old_threads(
         qtbot.waitUntil(lambda: win._result is not None, timeout=10000)
     finally:
         win.close()
+
+
+def test_a_window_that_fails_to_open_stops_the_pipeline_it_started(
+    qtbot, session, settings, no_leaks, monkeypatch
+):
+    from liveaug.viewer import window as window_module
+    from liveaug.viewer.app import qt_app
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("no GL today")
+
+    qt_app()
+    monkeypatch.setattr(window_module, "LiveCanvas", broken)
+    pipe = _replay_pipeline(session)
+    with pytest.raises(RuntimeError, match="no GL today"):
+        window_module.ViewerWindow(pipe, settings=settings, make_pipeline=None)
+    assert not _liveaug_threads()
+    assert pipe.source._session is None
