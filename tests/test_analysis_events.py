@@ -57,6 +57,15 @@ def test_fires_once_on_entry_after_n_frames():
     assert events == [(3, 1, "apo")]
 
 
+def test_rearm_lets_a_cell_fire_again_after_it_stayed_outside_long_enough():
+    eng = RuleEngine([Rule("apo", "p_apoptosis", above=0.8, frames=1, rearm=3)])
+    # in, out 2 frames (not re-armed), in, out 3 frames (re-armed), in again
+    p = [0.1, 0.9, 0.1, 0.1, 0.9, 0.1, 0.1, 0.1, 0.9, 0.9]
+    events = _run(eng, [{"ids": [1], "p_apoptosis": [v]} for v in p])
+    assert events == [(1, 1, "apo"), (8, 1, "apo")]
+    assert parse_rule({"name": "a", "column": "x", "above": 1, "rearm": 4}).rearm == 4
+
+
 def test_entry_false_fires_for_cells_already_in_the_state():
     eng = RuleEngine([Rule("apo", "p_apoptosis", above=0.8, frames=2, entry=False)])
     events = _run(eng, [{"ids": [2], "p_apoptosis": [0.99]} for _ in range(3)])

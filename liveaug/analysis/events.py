@@ -22,7 +22,8 @@ Rules live in a small YAML file (``liveaug/analysis/rules.yaml`` is the default)
 
 A rule fires once per track, on *entry*: the condition must hold for ``frames`` consecutive
 observations of a cell that was first seen outside the state (``entry: false`` also fires for
-cells already in it when first seen). Actions: ``log`` (logger + the event log, e.g. the JSONL
+cells already in it when first seen); ``rearm: n`` lets it fire again once the cell has been
+outside the state for ``n`` observations. Actions: ``log`` (logger + the event log, e.g. the JSONL
 file of ``liveaug replay --events``), ``snapshot`` (crop of the frame, maps and labels around the
 cell into ``snapshot_dir``), ``hook`` (a callable ``hook(event, context)`` that may act on the
 source — set a camera ROI around the cell, raise the frame rate).
@@ -67,6 +68,10 @@ class Rule:
     """With ``rise``: observations outside the state needed before the cell may fire (a track
     that has just started — often a segmentation glitch — has no baseline yet)."""
     entry: bool = True
+    rearm: int = 0
+    """Observations outside the state after which a cell that fired may fire again on its next
+    entry (0: once per track). A cell can leave a state and enter it anew, and a false alarm
+    must not silence the cell's real event later."""
     actions: tuple[str, ...] = ("log",)
     hook: str | None = None
 
@@ -100,6 +105,7 @@ Hook = Callable[[CellEvent, HookContext], object]
 @dataclass
 class _State:
     run: int = 0
+    out: int = 0
     seen_outside: bool = False
     fired: bool = False
     history: deque[float] = field(default_factory=lambda: deque(maxlen=10))
@@ -240,11 +246,15 @@ class RuleEngine:
                     hit = bool(np.isfinite(base) and base > 0 and float(v) >= rule.rise * base)
                 if hit:
                     st.run += 1
+                    st.out = 0
                 else:
                     st.run = 0
+                    st.out += 1
                     st.seen_outside = True
                     if rule.rise is not None and np.isfinite(float(v)):
                         st.history.append(float(v))
+                    if st.fired and rule.rearm and st.out >= rule.rearm:
+                        st.fired = False
                 if not st.fired and st.run >= rule.frames and (st.seen_outside or not rule.entry):
                     st.fired = True
                     fired.append((rule, i))
