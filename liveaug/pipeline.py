@@ -17,6 +17,7 @@ relays them to its main thread), or poll :meth:`Pipeline.latest_frame` / :meth:`
 
 from __future__ import annotations
 
+import atexit
 import logging
 import os
 import queue
@@ -26,6 +27,7 @@ from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+import numpy as np
 from psygnal import Signal
 
 from liveaug.errors import EndOfStream, LiveaugError
@@ -35,6 +37,20 @@ from liveaug.sources.base import Source, SourceInfo
 from liveaug.timing import RollingTimings
 
 log = logging.getLogger(__name__)
+
+#: Most memory the recorder's backlog may hold (frames already acquired, not yet on disk).
+RECORD_BACKLOG_BYTES = 1 << 30
+#: Recorder threads still writing their backlog after :meth:`Pipeline.stop` returned.
+_draining: set[threading.Thread] = set()
+
+
+@atexit.register
+def _finish_recordings() -> None:
+    """At interpreter exit, let recorders write what they hold: recorded frames are not lost."""
+    for t in list(_draining):
+        if t.is_alive():
+            log.warning("waiting for the recorder to write its last frames")
+            t.join()
 
 
 class Predictor(Protocol):
@@ -156,6 +172,7 @@ class Pipeline:
         self._display = Latest[Frame]()
         self._work = Latest[_Arrival]()
         self._results = Latest[Result]()
+        self.record_queue = record_queue
         self._record_q: queue.Queue[Frame | None] = queue.Queue(maxsize=record_queue)
         self._wanted: dict[str, frozenset[str]] = {}
         self._lock = threading.Lock()
@@ -167,11 +184,13 @@ class Pipeline:
         self._source_done = threading.Event()
         self._done_seq = 0  # arrival number of the last frame the compute worker finished
         self._threads: list[threading.Thread] = []
+        self._failed_signals: set[str] = set()
         self.counts = {
             "acquired": 0,
             "analysed": 0,
             "recorded": 0,
             "errors": 0,
+            "subscriber_errors": 0,
             "timeouts": 0,
             "record_backlog_max": 0,
         }
@@ -207,6 +226,10 @@ class Pipeline:
         if self._threads:
             raise RuntimeError("pipeline already started")
         self.info = self.source.open()
+        if self.recorder is not None:  # bounded in frames and in bytes (2048² × 16 bit: 128)
+            frame_bytes = max(1, _frame_bytes(self.info))
+            size = max(8, min(self.record_queue, RECORD_BACKLOG_BYTES // frame_bytes))
+            self._record_q = queue.Queue(maxsize=size)
         fault = getattr(self.source, "fault", None)  # e.g. CameraSource.fault (psygnal)
         if fault is not None and hasattr(fault, "connect"):
             fault.connect(self._on_source_fault)
@@ -237,7 +260,9 @@ class Pipeline:
     def stop(self, timeout_s: float = 1.0) -> bool:
         """Stop every thread, close the source and the recorder; True if all ended in time.
 
-        The recorder first writes what is still queued (frames already acquired are not lost).
+        The recorder first writes what is still queued (frames already acquired are not lost):
+        a backlog it cannot write within the timeout is written after this returns, and the
+        interpreter waits for it at exit.
         """
         self._stop.set()
         self._running.set()  # wake a paused acquisition loop so it can see the stop
@@ -257,7 +282,10 @@ class Pipeline:
             if t.name == "liveaug-record":
                 self._record_q.put(None)
                 t.join(max(0.5, deadline - time.monotonic()))
-                ok &= not t.is_alive()
+                if t.is_alive():  # still writing its backlog: it finishes, even at exit
+                    _draining.difference_update([d for d in _draining if not d.is_alive()])
+                    _draining.add(t)
+                    ok = False
         self._threads.clear()
         fault = getattr(self.source, "fault", None)
         if fault is not None and hasattr(fault, "disconnect"):
@@ -338,7 +366,7 @@ class Pipeline:
                 )
             self._display.put(frame)
             self._work.put(_Arrival(frame, received, self.counts["acquired"]))
-            self.frame_acquired.emit(frame)
+            self._publish(self.frame_acquired, frame)
         self._source_done.set()
         if not self._stop.is_set():
             self._emit_event("end", "acquire", "end of stream")
@@ -423,7 +451,7 @@ class Pipeline:
         self.counts["analysed"] += 1
         self._results.put(result)
         t0 = time.perf_counter_ns()
-        self.result_ready.emit(result)
+        self._publish(self.result_ready, result)
         self.timings.add("handoff", time.perf_counter_ns() - t0)
 
     def _on_source_fault(self, fault: Any) -> None:
@@ -436,7 +464,23 @@ class Pipeline:
             self.counts["errors"] += 1
         level = logging.INFO if kind == "end" else logging.WARNING
         log.log(level, "%s in %s: %s", kind, stage, message)
-        self.event.emit(PipelineEvent(kind, stage, message, index))
+        self._publish(self.event, PipelineEvent(kind, stage, message, index))
+
+    def _publish(self, signal: Any, value: Any) -> None:
+        """Hand ``value`` to subscribers; one that raises is logged (first time per signal at
+        WARNING) and counted, and never takes the pipeline thread down with it."""
+        try:
+            signal.emit(value)
+        except Exception as exc:
+            self.counts["subscriber_errors"] += 1
+            first = signal.name not in self._failed_signals
+            self._failed_signals.add(signal.name)
+            log.log(
+                logging.WARNING if first else logging.DEBUG,
+                "a subscriber of %s failed: %s",
+                signal.name,
+                _one_line(exc.__cause__ or exc),
+            )
 
 
 def _renice_this_thread(nice: int) -> None:
@@ -446,6 +490,13 @@ def _renice_this_thread(nice: int) -> None:
         os.setpriority(os.PRIO_PROCESS, tid, min(19, os.getpriority(os.PRIO_PROCESS, tid) + nice))
     except (AttributeError, OSError) as exc:  # not Linux, or not permitted: keep going
         log.debug("could not renice the compute thread: %s", exc)
+
+
+def _frame_bytes(info: SourceInfo) -> int:
+    """About the bytes of one frame: brightfield, real channels and (simulator) truth planes."""
+    h, w = info.shape
+    planes = 1 + len(info.channel_names) + (4 if info.has_truth else 0)
+    return h * w * planes * max(np.dtype(info.dtype).itemsize, 4 if info.has_truth else 1)
 
 
 def _one_line(exc: BaseException) -> str:

@@ -84,3 +84,16 @@ def test_history_is_bounded_for_endless_live_runs():
     assert sorted(set(an.table()["frame"].tolist())) == [f.index for f, _ in frames[-4:]]
     cid = int(res.cells["cell_id"][0])
     assert len(an.series(cid)["frame"]) <= 4
+    # parents are remembered as far as the history reaches, not for every track ever born
+    kept = set(an.table()["cell_id"].tolist())
+    assert set(an._parent) <= kept
+
+
+def test_parents_of_ended_tracks_are_forgotten_without_a_history():
+    fields = [sim_frames(12, density=0.6, size=256, seed=seed) for seed in (5, 6)]
+    an = Analyzer(rules=[], keep_history=False)
+    born: set[int] = set()
+    for k in range(9):  # 108 analyses; each pass shows another field: all tracks are new
+        for f, p in fields[k % 2]:
+            born |= set(an.analyze(f, p).cells["cell_id"].tolist())
+    assert len(an._parent) < len(born) / 3

@@ -105,6 +105,75 @@ def test_stage_error_becomes_event_and_pipeline_keeps_running(tmp_path):
     assert pipe.stats()["analysed"] >= 5
 
 
+def test_a_failing_subscriber_never_stops_the_pipeline():
+    def broken(_):
+        raise RuntimeError("subscriber bug")
+
+    pipe = Pipeline(SimulatedMicroscope(SMALL, fps=50.0), predictor=BlurPredictor())
+    for sig in (pipe.frame_acquired, pipe.result_ready, pipe.event):
+        sig.connect(broken)
+    with pipe:
+        time.sleep(0.5)
+    stats = pipe.stats()
+    assert stats["acquired"] >= 10 and stats["analysed"] >= 5
+    assert stats["subscriber_errors"] >= stats["acquired"] + stats["analysed"]
+    assert not _liveaug_threads()
+
+
+def test_record_backlog_is_bounded_in_bytes_too():
+    from liveaug.pipeline import RECORD_BACKLOG_BYTES
+
+    big = SimulationConfig(height=2048, width=2048, seed=1)
+    pipe = Pipeline(SimulatedMicroscope(big), recorder=_NullRecorder(), record_queue=10_000)
+    info = pipe.source.open()  # what start() sees, without simulating 2048² frames
+    pipe.source.open = lambda: info
+    pipe.start()
+    try:
+        frame_bytes = 2048 * 2048 * 5 * 4  # brightfield + truth planes, as _frame_bytes counts
+        assert pipe._record_q.maxsize == RECORD_BACKLOG_BYTES // frame_bytes
+    finally:
+        pipe.stop()
+
+
+class _NullRecorder:
+    def append(self, frame) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+def test_a_backlog_not_written_by_stop_is_written_before_the_process_exits(tmp_path):
+    import subprocess
+    import sys
+
+    script = f"""
+import time
+from liveaug.pipeline import Pipeline
+from liveaug.sources.simulated import SimulatedMicroscope, SimulationConfig
+
+class Slow:
+    written = 0
+    def append(self, frame):
+        time.sleep(0.02)
+        Slow.written += 1
+    def close(self):
+        open({str(tmp_path / "written.txt")!r}, "w").write(str(Slow.written))
+
+pipe = Pipeline(SimulatedMicroscope(SimulationConfig(height=64, width=64, seed=2), fps=None),
+                recorder=Slow())
+pipe.start()
+time.sleep(0.5)
+print("stopped in time:", pipe.stop(timeout_s=0.1), "acquired:", pipe.counts["acquired"])
+"""
+    out = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=120, check=True
+    ).stdout
+    assert "stopped in time: False" in out, out
+    acquired = int(out.split("acquired:")[1])
+    assert int((tmp_path / "written.txt").read_text()) == acquired > 25
+
+
 def test_replay_to_the_end_then_wait_and_stop_quickly(tmp_path):
     path = tmp_path / "s.ome.zarr"
     sim = SimulatedMicroscope(SMALL)

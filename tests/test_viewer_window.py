@@ -278,3 +278,38 @@ def test_a_window_that_fails_to_open_stops_the_pipeline_it_started(
         window_module.ViewerWindow(pipe, settings=settings, make_pipeline=None)
     assert not _liveaug_threads()
     assert pipe.source._session is None
+
+
+def test_opening_a_bad_session_keeps_the_running_source(qtbot, session, settings, tmp_path):
+    from liveaug.errors import LiveaugError
+    from liveaug.session import SessionWriter
+
+    empty = tmp_path / "empty.ome.zarr"
+    sim = SimulatedMicroscope(SimulationConfig(height=64, width=64, seed=1), fps=30.0)
+    SessionWriter.for_source(empty, sim.open(), truth=True).close()  # no frame in it
+    old = Pipeline(sim, predictor=TruthPredictor(0.5), analyzer=TruthAnalyzer())
+    win = _window(qtbot, old, settings)
+    win.make_pipeline = lambda source: Pipeline(
+        source, predictor=TruthPredictor(0.5), analyzer=TruthAnalyzer()
+    )
+    try:
+        qtbot.waitUntil(lambda: win.drawn_frames >= 2, timeout=10000)
+        with pytest.raises(LiveaugError, match=r"empty\.ome\.zarr"):
+            win.open_session(empty)
+        assert win.pipeline is old and old._threads
+        drawn = win.drawn_frames
+        qtbot.waitUntil(lambda: win.drawn_frames > drawn + 3, timeout=5000)  # still live
+    finally:
+        win.close()
+    assert not _liveaug_threads()
+
+
+def test_an_unexpected_error_in_a_handler_is_reported_in_the_window(qtbot, window, caplog):
+    from liveaug.viewer.app import report_unhandled
+
+    try:
+        raise OSError("snapshot folder is read-only")
+    except OSError as exc:
+        report_unhandled(type(exc), exc, exc.__traceback__)
+    assert "snapshot folder is read-only" in window.hud.text()
+    assert "unexpected error in the viewer" in caplog.text

@@ -85,6 +85,8 @@ class Analyzer:
         self._seq = 0
         self._rows_of: dict[int, deque[tuple[int, int]]] = {}
         self._parent: dict[int, int] = {}
+        self._recent_ids: deque[np.ndarray] = deque(maxlen=max_gap + 2)
+        self._analyses = 0
         self.events: deque[CellEvent] = deque(maxlen=10_000)
         """The latest events fired (all of them in a batch run of fewer)."""
 
@@ -173,6 +175,8 @@ class Analyzer:
         t4 = time.perf_counter_ns()
         if self.keep_history:
             self._remember(table)
+        else:
+            self._forget_ended_tracks(links.ids)
         self.events.extend(events)
         timings.update(
             segment=(t1 - t0) / 1e6,
@@ -206,6 +210,17 @@ class Analyzer:
                         rows.popleft()
                     if rows is not None and not rows:
                         del self._rows_of[cid]
+                        self._parent.pop(cid, None)  # the lineage reaches as far as the history
+
+    def _forget_ended_tracks(self, ids: np.ndarray) -> None:
+        """Without a history, keep parents only of tracks that may still continue (live runs
+        never end: one entry per track ever born would grow without bound)."""
+        self._recent_ids.append(ids)
+        self._analyses += 1
+        if self._analyses % 100 == 0:
+            alive = set(np.concatenate(list(self._recent_ids)).tolist())
+            with self._lock:
+                self._parent = {k: v for k, v in self._parent.items() if k in alive}
 
     def series(self, cell_id: int, columns: Iterable[str] | None = None) -> dict[str, np.ndarray]:
         """One cell's readouts over time (``frame``, ``phase``, ``dapi_integrated`` …)."""

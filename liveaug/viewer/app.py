@@ -38,7 +38,26 @@ def qt_app() -> Any:
 
     qapp = QApplication.instance() or QApplication(["liveaug"])
     vispy_app.use_app("pyqt6")
+    if sys.excepthook is sys.__excepthook__:  # not when a test harness or IDE has its own
+        sys.excepthook = report_unhandled
     return qapp
+
+
+def report_unhandled(exc_type: type[BaseException], exc: BaseException, tb: Any) -> None:
+    """A bug in a button or timer handler: log it with its traceback and say so in the window.
+
+    Without a hook, PyQt6 aborts the process on an exception in a slot, which would skip
+    closing the recording and releasing the camera; the viewer keeps running instead.
+    """
+    log.error("unexpected error in the viewer", exc_info=(exc_type, exc, tb))
+    from PyQt6.QtWidgets import QApplication
+
+    app = QApplication.instance()
+    text = str(exc).strip().splitlines()
+    line = f"{exc_type.__name__}: {text[0]}" if text else exc_type.__name__
+    for widget in app.topLevelWidgets() if app is not None else ():
+        if widget.isVisible() and hasattr(widget, "show_message"):
+            widget.show_message(f"unexpected error (details in the log): {line}", seconds=15)
 
 
 #: Niceness of the viewer's compute thread: the display never waits for the analysis, which
@@ -71,7 +90,8 @@ def live_pipeline(
     # on a CPU, leave a core to acquisition and display: they must never wait for models
     threads = max(1, (os.cpu_count() or 2) - 1)
     predictor = make_predictor(maps, models=models, metadata=metadata, threads=threads)
-    analyzer = Analyzer(rules=rules, snapshot_dir=snapshot_dir)
+    # the viewer keeps its own bounded history (viewer.history); no 2000-frame tables here
+    analyzer = Analyzer(rules=rules, snapshot_dir=snapshot_dir, keep_history=False)
     analyzer.source = source
     return Pipeline(
         source,

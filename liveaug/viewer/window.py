@@ -770,12 +770,12 @@ class ViewerWindow(QMainWindow):
         if self.make_pipeline is None:
             raise RuntimeError("this window cannot open sessions")
         source = ReplaySource(path, speed=self.speed.currentData(), loop=True)
-        new = self.make_pipeline(source)  # may raise: nothing has been stopped yet
+        new = self.make_pipeline(source)
+        new.start()  # may raise (a bad session): the running source is still untouched
         old = self.pipeline
         self._disconnect_pipeline(old)
         old.stop(timeout_s=1.0)
         self.pipeline = new
-        new.start()
         self._connect_pipeline(new)
         self._apply_roles()
         self.history.clear()
