@@ -47,6 +47,17 @@ def test_bad_rules_are_one_line_errors(tmp_path):
     bad.write_text("rules: [\n")
     with pytest.raises(LiveaugError, match="YAML"):
         load_rules(bad)
+    # wrong types are caught when the file is read, not on the first analysed frame
+    for rule, word in (
+        ({"above": "high"}, "'above' must be a number"),
+        ({"above": 1, "frames": "two"}, "'frames' must be a whole number"),
+        ({"above": 1, "frames": 0}, "'frames' must be a whole number"),
+        ({"above": 1, "rearm": -1}, "'rearm' must be a whole number"),
+        ({"above": 1, "actions": None}, "'actions' must be a list"),
+        ({"above": 1, "actions": "log"}, "'actions' must be a list"),
+    ):
+        with pytest.raises(LiveaugError, match=word):
+            parse_rule({"name": "a", "column": "x", **rule}, bad)
 
 
 def test_fires_once_on_entry_after_n_frames():

@@ -144,3 +144,25 @@ def test_bench_section_times_every_stage():
     total = out["128x128 truth maps total"]
     assert total["median_ms"] > 0 and total["cells"] > 0
     assert {"128x128 truth maps segment", "128x128 truth maps tracking"} <= set(out)
+
+
+def test_a_corrupt_frame_mid_session_keeps_the_tables_of_the_frames_before(
+    session, tmp_path, capsys
+):
+    import shutil
+
+    broken = tmp_path / "broken.ome.zarr"
+    shutil.copytree(session, broken)
+    chunk = broken / "0" / "c" / "3" / "0" / "0" / "0"  # frame 3, brightfield
+    chunk.write_bytes(chunk.read_bytes()[:50])
+    csv, par = tmp_path / "o.csv", tmp_path / "o.parquet"
+    args = ["replay", str(broken), "--headless", "--maps", "truth"]
+    assert main([*args, "--readouts", str(csv), "--parquet", str(par)]) == 2
+    err = capsys.readouterr().err
+    assert "frame 3" in err and "stopped after 3 of 6 frames" in err
+    assert sorted(pd.read_csv(csv)["frame"].unique()) == [0, 1, 2]
+    assert (tmp_path / "o.csv-metadata.json").exists()
+    assert json.loads(pq.read_table(par).schema.metadata[b"liveaug"])["frames"] == 3
+    # an output folder that does not exist is named before anything runs
+    assert main([*args, "--readouts", str(tmp_path / "nowhere" / "o.csv")]) == 2
+    assert "nowhere does not exist" in capsys.readouterr().err

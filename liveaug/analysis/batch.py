@@ -144,6 +144,11 @@ def run_replay(args: Any) -> int:
             "replay --headless writes nothing without an output",
             "pass --readouts OUT.csv, --parquet OUT.parquet and/or --events OUT.jsonl",
         )
+    for out in (args.readouts, args.parquet, args.events):
+        if out is not None and not Path(out).parent.is_dir():
+            raise LiveaugError(
+                f"{out}: folder {Path(out).parent} does not exist", "create it or write elsewhere"
+            )
     source = ReplaySource(args.session, speed=None)
     info = source.open()
     predictor = make_predictor(args.maps, models=args.model, metadata=info.settings)
@@ -159,6 +164,7 @@ def run_replay(args: Any) -> int:
     csv = CsvAppender(args.readouts) if args.readouts else None
     n = len(source) if args.frames is None else min(args.frames, len(source))
     done = 0
+    failure: LiveaugError | None = None
     try:
         with progress(n, "replay") as bar:
             for frame in read_ahead(source):
@@ -170,16 +176,25 @@ def run_replay(args: Any) -> int:
                     csv.append(result.cells)
                 done += 1
                 bar.update()
+    except LiveaugError as exc:  # e.g. a corrupt frame: the frames before it are kept
+        failure = exc
     finally:
         source.close()
         if sink is not None:
             sink.close()
     table = analyzer.table()
     extra = {"session": str(args.session), "frames": done, "maps": args.maps}
+    if failure is not None:
+        extra["incomplete"] = failure.what
     if csv is not None:
         csv.close(table, extra)
     if args.parquet:
         write_parquet(table, args.parquet, extra=extra)
+    if failure is not None:
+        raise LiveaugError(
+            f"{failure.what} (stopped after {done} of {n} frames; the outputs hold those)",
+            failure.fix,
+        )
     events = len(analyzer.events)
     print(
         f"analysed {done} frames, {len(table)} cell rows, {events} events"

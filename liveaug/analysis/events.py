@@ -141,7 +141,24 @@ def parse_rule(d: Any, where: str | Path = "rules") -> Rule:
     if unknown:
         raise _config_error(where, f"rule {d['name']!r}: unknown keys {sorted(unknown)}")
     d = dict(d)
-    actions = tuple(d.pop("actions", ("log",)))
+    name = d["name"]
+    for key in ("above", "below", "rise"):
+        if d.get(key) is not None and (
+            isinstance(d[key], bool) or not isinstance(d[key], int | float)
+        ):
+            raise _config_error(where, f"rule {name!r}: '{key}' must be a number, got {d[key]!r}")
+    for key, least in (("frames", 1), ("rearm", 0), ("baseline_frames", 1), ("baseline_min", 1)):
+        v = d.get(key)
+        if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < least):
+            raise _config_error(
+                where, f"rule {name!r}: '{key}' must be a whole number ≥ {least}, got {v!r}"
+            )
+    if not isinstance(d.get("column"), str) or not isinstance(name, str):
+        raise _config_error(where, f"rule {name!r}: 'name' and 'column' must be text")
+    raw_actions = d.pop("actions", ["log"])
+    if not isinstance(raw_actions, list | tuple) or not raw_actions:
+        raise _config_error(where, f"rule {name!r}: 'actions' must be a list, e.g. [log]")
+    actions = tuple(raw_actions)
     bad = [a for a in actions if a not in ACTIONS]
     if bad:
         raise _config_error(where, f"rule {d['name']!r}: unknown actions {bad}, use {ACTIONS}")
