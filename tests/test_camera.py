@@ -19,7 +19,7 @@ import pytest
 
 from liveaug.cli import main
 from liveaug.commands.record import record_session
-from liveaug.errors import EndOfStream, SourceError
+from liveaug.errors import EndOfStream, LiveaugError, SourceError
 from liveaug.session import Session
 from liveaug.sources.camera import (
     CameraSettings,
@@ -438,3 +438,24 @@ def test_five_thousand_frames_without_a_buffer_leak() -> None:
     assert stats.stream["num_delivered"] == 5000
     assert stats.stream["num_announced"] == announced
     assert rss_mib() - base_rss < 16  # peak RSS did not creep up frame after frame
+
+
+def test_a_failed_write_stops_the_recording_and_keeps_the_frames_before(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from liveaug.session import SessionWriter
+
+    real_append = SessionWriter.append
+
+    def append(self, frame):
+        if frame.index == 5:
+            raise OSError(28, "No space left on device")
+        real_append(self, frame)
+
+    monkeypatch.setattr(SessionWriter, "append", append)
+    path = tmp_path / "full.ome.zarr"
+    settings = CameraSettings(pixel_format="Mono8", width=128, height=100, frame_rate_hz=100)
+    with pytest.raises(LiveaugError, match=r"writing frame 5 failed.*5 frames before it are kept"):
+        record_session(camera(settings=settings), path, frames=20)
+    session = Session.open(path)
+    assert session.n_frames == 5 and session.closed_cleanly

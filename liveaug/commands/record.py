@@ -123,7 +123,14 @@ def record_session(
             if isinstance(item, BaseException):
                 stopped = "done" if isinstance(item, EndOfStream) else str(item)
                 break
-            writer.append(item)
+            try:
+                writer.append(item)
+            except (OSError, ValueError) as exc:  # disk full; a frame unlike the first ones
+                raise LiveaugError(
+                    f"{path}: writing frame {written} failed ({exc}); the {written} frames"
+                    " before it are kept",
+                    "free disk space, and keep the camera's format fixed while recording",
+                ) from None
             written += 1
             first_ns = item.timestamp_ns if first_ns is None else first_ns
             last_ns = item.timestamp_ns
@@ -149,14 +156,27 @@ def record_session(
         source.close()
         if reader is not None:
             reader.join(timeout=5)
-        if writer is not None:
-            writer.close()
         source.fault.disconnect(fault)
+        if writer is not None:
+            _close(writer, pending=sys.exc_info()[1])
     # Frame timestamps, not wall time: frames queued while the session was created count at the
     # time they were taken.
     span = (last_ns - first_ns) / 1e9 if first_ns is not None and last_ns is not None else 0.0
     elapsed = span * written / (written - 1) if written > 1 else span
     return RecordResult(Path(path), written, elapsed, stopped, stats, faults)
+
+
+def _close(writer: Any, pending: BaseException | None) -> None:
+    """Close the session; a failure to close is reported unless an error is already on its way
+    (that one names the cause, and the frames on disk stay readable either way)."""
+    try:
+        writer.close()
+    except OSError as exc:
+        if pending is None:
+            raise LiveaugError(
+                f"{writer.path}: closing the session failed ({exc})",
+                "free disk space; the frames written so far are readable",
+            ) from None
 
 
 def _read_frames(
