@@ -205,8 +205,3 @@ class Tracker:
             ids[free[i]] = cands[j].id
             d[i, :] = np.inf
             d[:, j] = np.inf
-
-    @property
-    def n_tracks(self) -> int:
-        """Tracks alive (seen within ``max_gap`` frames)."""
-        return len(self._tracks)

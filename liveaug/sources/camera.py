@@ -35,7 +35,7 @@ import math
 import os
 import threading
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -720,15 +720,6 @@ def _optional(obj: Any, name: str, default: Any) -> Any:
         return getattr(obj, name)
     except Exception:
         return default
-
-
-def open_camera(
-    device: str | int | None, cti: Sequence[str | os.PathLike[str]] = (), **kwargs: Any
-) -> CameraSource:
-    """Open a :class:`CameraSource` (a convenience for scripts: ``with open_camera(0) as cam``)."""
-    source = CameraSource(device, cti=cti, **kwargs)
-    source.open()
-    return source
 
 
 def describe_device(

@@ -355,9 +355,3 @@ def offered_settings(node_map: Any) -> dict[str, dict[str, Any] | None]:
             pass
         out[key] = info
     return out
-
-
-def settings_from_snapshot(snapshot: dict[str, Any]) -> CameraSettings:
-    """Settings that restore a :func:`read_settings` snapshot (used when reconnecting)."""
-    keys = {f.name for f in fields(CameraSettings)}
-    return CameraSettings(**{k: v for k, v in snapshot.items() if k in keys})

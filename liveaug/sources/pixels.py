@@ -104,11 +104,6 @@ FORMATS: dict[str, PixelFormat] = _table()
 BY_CODE: dict[int, PixelFormat] = {f.code: f for f in FORMATS.values()}
 
 
-def supported_formats() -> list[str]:
-    """Names of every format :func:`to_image` converts, in table order."""
-    return list(FORMATS)
-
-
 def lookup(fmt: str | int | PixelFormat) -> PixelFormat:
     """The table entry for a format name or PFNC code; ``SourceError`` naming it when unknown."""
     if isinstance(fmt, PixelFormat):
@@ -118,8 +113,9 @@ def lookup(fmt: str | int | PixelFormat) -> PixelFormat:
         shown = f"0x{fmt:08X}" if isinstance(fmt, int) else str(fmt)
         raise SourceError(
             f"pixel format {shown} is not supported",
-            "set the camera's PixelFormat to one of Mono8, Mono10/12/16, Mono10p/12p, "
-            "Mono12Packed, RGB8, BGR8, RGBa8, BGRa8 or a Bayer 8/10/12/16/10p/12p format",
+            "set the camera's PixelFormat to one of "
+            + ", ".join(n for n, f in FORMATS.items() if f.kind != "bayer")
+            + " or a Bayer 8/10/12/16/10p/12p format",
         )
     return found
 
