@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import threading
 import time
 
@@ -36,15 +35,13 @@ def test_demo_runs_the_simulator_through_the_pipeline_into_the_window(qapp, caps
     assert not [w for w in qapp.topLevelWidgets() if w.isVisible()]
 
 
-def test_replay_window_plays_a_session(qapp, tmp_path):
-    from liveaug.viewer.app import run_viewer
-
+def test_replay_window_plays_a_session(qapp, tmp_path, capsys):
     session = write_session(tmp_path / "s.ome.zarr", frames=8, size=96)
-    args = argparse.Namespace(
-        session=session, maps="truth", model=None, rules=None, snapshots=None, display_frames=10
-    )
-    assert run_viewer(args) == 0
+    assert main(["replay", str(session), "--maps", "truth", "--frames", "10"]) == 0
     assert not _liveaug_threads()
+    # tables come from headless runs: asking the window for one is an error, not ignored
+    assert main(["replay", str(session), "--readouts", str(tmp_path / "o.csv")]) == 2
+    assert "--headless" in capsys.readouterr().err
 
 
 def test_replay_of_a_missing_session_is_one_line(tmp_path, capsys):

@@ -27,7 +27,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="local worker processes when no scheduler is given (default 2)",
     )
     p.add_argument(
-        "--models",
+        "--model",
         action="append",
         default=[],
         metavar="MODEL",
@@ -61,7 +61,7 @@ def run(args: argparse.Namespace) -> int:
         chunk=args.chunk,
         warmup=args.warmup,
         maps=args.maps,
-        models=args.models,
+        models=args.model,
         rules=args.rules,
     )
     print(

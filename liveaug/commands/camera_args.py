@@ -77,12 +77,6 @@ def add_camera_arguments(p: argparse.ArgumentParser) -> None:
         metavar="S",
         help="seconds without a frame that count as a fault (default: 1 s + 3 frame periods)",
     )
-    p.add_argument(
-        "--save-settings",
-        type=Path,
-        metavar="FILE",
-        help="write the settings the camera runs with to FILE (YAML/JSON) after opening",
-    )
 
 
 def settings_from_args(args: argparse.Namespace) -> CameraSettings:

@@ -38,6 +38,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     length.add_argument("--duration", type=float, metavar="S", help="record for S seconds")
     add_camera_arguments(p)
     p.add_argument("--overwrite", action="store_true", help="replace OUT if it is a session")
+    p.add_argument(
+        "--save-settings",
+        type=Path,
+        metavar="FILE",
+        help="write the settings the camera ran with to FILE (YAML/JSON) after recording",
+    )
 
 
 @dataclass(slots=True)

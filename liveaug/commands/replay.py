@@ -34,12 +34,25 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         default="model",
         help="prediction maps from the models (default) or, for simulated sessions, from truth",
     )
-    p.add_argument("--frames", type=int, metavar="N", help="analyse only the first N frames")
+    p.add_argument(
+        "--frames",
+        type=int,
+        metavar="N",
+        help="analyse only the first N frames (with the window: close after N frames shown)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
     """Headless batch here; the viewer (when installed) takes the interactive case."""
     if not args.headless:
+        given = [o for o in ("readouts", "parquet", "events") if getattr(args, o) is not None]
+        if given:
+            from liveaug.errors import LiveaugError
+
+            raise LiveaugError(
+                f"--{given[0]} writes tables from a headless run",
+                "add --headless (the window records sessions and snapshots instead)",
+            )
         try:
             from liveaug.viewer.app import run_viewer  # type: ignore[attr-defined]
         except ImportError:

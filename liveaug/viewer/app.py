@@ -181,5 +181,5 @@ def run_viewer(args: argparse.Namespace) -> int:
         pipeline,
         make_pipeline=replay_factory(maps=maps, models=models, rules=rules),
         title=f"liveaug — {Path(args.session).name}",
-        frames=getattr(args, "display_frames", None),
+        frames=getattr(args, "frames", None),
     )
