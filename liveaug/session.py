@@ -493,6 +493,7 @@ class Session:
             version = int(la.get("format_version", 0))
             n_channels = len(la["image_channels"])
             shape, dtype, has_truth = tuple(la["shape"]), np.dtype(la["dtype"]), la["truth"]
+            int(la["bit_depth"])  # read by __init__
         except (KeyError, TypeError, ValueError) as exc:
             raise SessionError(
                 f"{path}: the liveaug metadata in zarr.json is incomplete ({exc!r})",
@@ -769,7 +770,7 @@ def _read_lines(path: Path, limit: int | None) -> list[dict[str, Any]]:
     """The first ``limit`` (or all) complete JSON lines of an append-only log.
 
     A line's newline is the last byte written, so a crash can only leave an unterminated tail,
-    which is ignored; a terminated line that is not JSON is corruption.
+    which is ignored; a terminated line that is not a JSON object is corruption.
     """
     try:
         data = path.read_bytes()
@@ -778,11 +779,16 @@ def _read_lines(path: Path, limit: int | None) -> list[dict[str, Any]]:
     out = []
     for n, line in enumerate(data.split(b"\n")[:-1][:limit]):
         try:
-            out.append(json.loads(line))
+            rec = json.loads(line)
         except ValueError:
             raise SessionError(
                 f"{path}: line {n + 1} is not valid JSON", "the session is corrupt; re-record it"
             ) from None
+        if not isinstance(rec, dict):
+            raise SessionError(
+                f"{path}: line {n + 1} is not a JSON object", "the session is corrupt; re-record it"
+            )
+        out.append(rec)
     return out
 
 
@@ -804,15 +810,21 @@ def _read_truth_log(path: Path, n_frames: int) -> pd.DataFrame:
     A frame whose append was retried after a failure has two lines; the later one counts.
     """
     by_frame: dict[int, dict[str, np.ndarray]] = {}
-    for rec in _read_lines(path, None):
-        if rec["frame"] >= n_frames:
-            continue
-        cols = {
-            name: np.asarray(values, dtype=np.dtype(rec["dtypes"][name]))
-            for name, values in rec["columns"].items()
-        }
-        n = len(next(iter(cols.values()))) if cols else 0
-        by_frame[rec["frame"]] = {"frame": np.full(n, rec["frame"], dtype=np.int64), **cols}
+    for n, rec in enumerate(_read_lines(path, None)):
+        try:
+            if rec["frame"] >= n_frames:
+                continue
+            cols = {
+                name: np.asarray(values, dtype=np.dtype(rec["dtypes"][name]))
+                for name, values in rec["columns"].items()
+            }
+            rows = len(next(iter(cols.values()))) if cols else 0
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise SessionError(
+                f"{path}: line {n + 1} is not a truth record ({exc!r})",
+                "the session is corrupt; re-record it",
+            ) from None
+        by_frame[rec["frame"]] = {"frame": np.full(rows, rec["frame"], dtype=np.int64), **cols}
     per_frame = [by_frame[t] for t in sorted(by_frame)]
     if not per_frame:
         return pd.DataFrame({"frame": np.zeros(0, np.int64)})
@@ -875,7 +887,12 @@ def _read_group_attrs(path: Path) -> dict[str, Any]:
             f"{meta_path} is corrupt ({type(exc).__name__}: {exc})",
             "the session's metadata was damaged; restore it from a copy or re-record",
         ) from None
-    attrs = meta.get("attributes") if isinstance(meta, dict) else None
+    if not isinstance(meta, dict):
+        raise SessionError(
+            f"{meta_path} is corrupt (not a JSON object)",
+            "the session's metadata was damaged; restore it from a copy or re-record",
+        )
+    attrs = meta.get("attributes")
     if meta.get("node_type") != "group" or not isinstance(attrs, dict):
         raise SessionError(
             f"{path} is not a liveaug session (zarr.json is not a group with attributes)",

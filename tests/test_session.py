@@ -466,6 +466,41 @@ def test_missing_or_corrupt_frame_log(session: Path) -> None:
     assert "frame log" in error_for(session)
 
 
+def test_root_metadata_that_is_not_an_object(session: Path) -> None:
+    (session / "zarr.json").write_text("[1, 2]")
+    msg = error_for(session)
+    assert "zarr.json is corrupt" in msg and "not a JSON object" in msg
+
+
+def test_root_metadata_missing_a_required_key(session: Path) -> None:
+    meta = json.loads((session / "zarr.json").read_text())
+    del meta["attributes"]["liveaug"]["bit_depth"]
+    (session / "zarr.json").write_text(json.dumps(meta))
+    msg = error_for(session)
+    assert "zarr.json is incomplete" in msg and "bit_depth" in msg
+
+
+def test_frame_log_line_that_is_not_an_object(session: Path) -> None:
+    log = session / "liveaug" / "frames.jsonl"
+    lines = log.read_text().splitlines(keepends=True)
+    log.write_text("".join([lines[0], "5\n", *lines[2:]]))
+    msg = error_for(session)
+    assert "frames.jsonl: line 2 is not a JSON object" in msg
+
+
+def test_truth_log_line_without_columns(session: Path) -> None:
+    (session / "liveaug" / "truth_cells.parquet").unlink()  # read the log instead
+    log = session / "liveaug" / "truth_cells.jsonl"
+    lines = log.read_text().splitlines(keepends=True)
+    log.write_text("".join(lines) + '{"frame": 3}\n')  # a frame never committed: skipped
+    assert Session.open(session).frame(2).truth is not None
+    rec = json.loads(lines[1])
+    del rec["dtypes"]
+    log.write_text("".join([lines[0], json.dumps(rec) + "\n", *lines[2:]]))
+    msg = error_for(session)
+    assert "truth_cells.jsonl: line 2 is not a truth record" in msg and "dtypes" in msg
+
+
 # -- overwriting ----------------------------------------------------------------------------------
 
 
