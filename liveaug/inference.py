@@ -40,7 +40,6 @@ from liveaug.preprocess import (
 log = logging.getLogger(__name__)
 
 TRT, CUDA, CPU = "TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider"
-PROVIDER_ORDER: tuple[str, ...] = (TRT, CUDA, CPU)
 SHORT = {TRT: "TensorRT", CUDA: "CUDA", CPU: "CPU"}
 _LIB = {TRT: "libonnxruntime_providers_tensorrt.so", CUDA: "libonnxruntime_providers_cuda.so"}
 Resolution = Literal["speed", "full"]
@@ -157,6 +156,18 @@ def open_session(
         raise ModelError(f"{spec.weights}: onnxruntime cannot load it ({first})") from None
     _check_session_io(spec, sess)
     return sess
+
+
+def _run_failed(spec: ModelSpec, shape: tuple[int, ...], exc: Exception) -> ModelError:
+    """One ModelError for an onnxruntime run failure (its messages span many lines)."""
+    text = str(exc).strip()
+    first = text.splitlines()[0] if text else type(exc).__name__
+    return ModelError(
+        f"{spec.weights}: onnxruntime failed to run it on a {'×'.join(map(str, shape))} input "
+        f"({first})",
+        f"check that the graph accepts the sizes {spec.rdf_path.name} declares "
+        "(`liveaug models check` runs its test input)",
+    )
 
 
 def _check_session_io(spec: ModelSpec, sess: Any) -> None:
@@ -356,10 +367,13 @@ class Predictor:
         if min(xp.shape) < m.spec.min_size:
             xp = np.pad(xp, [(0, max(0, m.spec.min_size - s)) for s in xp.shape], mode="edge")
         feed = np.ascontiguousarray(self._feed(m, xp))
-        if m.provider in (CUDA, TRT):
-            results = self._run_bound(m, feed, outs)
-        else:
-            results = m.session.run(outs, {m.input_name: feed})
+        try:
+            if m.provider in (CUDA, TRT):
+                results = self._run_bound(m, feed, outs)
+            else:
+                results = m.session.run(outs, {m.input_name: feed})
+        except Exception as exc:  # onnxruntime raises its own Fail/InvalidArgument/… types
+            raise _run_failed(m.spec, feed.shape, exc) from None
         return {o: _squeeze(r)[..., :h, :w] for o, r in zip(outs, results, strict=True)}
 
     @staticmethod
@@ -430,7 +444,10 @@ def run_test_tensors(
         ]
     ).reshape(raw.shape)
     outs = list(spec.test_outputs)
-    res = sess.run(outs, {sess.get_inputs()[0].name: x.astype(np.float32)})
+    try:
+        res = sess.run(outs, {sess.get_inputs()[0].name: x.astype(np.float32)})
+    except Exception as exc:  # onnxruntime raises its own Fail/InvalidArgument/… types
+        raise _run_failed(spec, x.shape, exc) from None
     return dict(zip(outs, res, strict=True))
 
 

@@ -10,8 +10,9 @@ apoptosis. No torch: ``liveaug models eval`` runs wherever onnxruntime does.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import cv2
@@ -29,6 +30,9 @@ TARGETS: dict[str, float] = {
     "apoptosis_f1": 0.90,
 }
 PHASE_NAMES = ("G1", "S", "G2", "M")
+#: Held-out seeds (training uses ≥ 100000): in-distribution and shifted evaluation sessions.
+EVAL_SEED0 = 9000
+SHIFTED_SEED0 = 9500
 
 
 def pearson(a: np.ndarray, b: np.ndarray) -> float:
@@ -183,3 +187,30 @@ def format_summary(s: dict[str, Any]) -> str:
             f"{s['apoptosis_recall']:.2f} ({s['apoptotic_cells']} of {s['cells']} cells apoptotic)"
         )
     return "\n".join(lines)
+
+
+def eval_frames(n_sessions: int, n_frames: int, *, shifted: bool) -> Iterator[Frame]:
+    """Frames of the held-out simulated sessions of the model card (defaults, or shifted)."""
+    from liveaug.sources.simulated import SimulatedMicroscope
+    from liveaug.training.data import eval_config  # simulation settings only, no torch
+
+    base = SHIFTED_SEED0 if shifted else EVAL_SEED0
+    for i in range(n_sessions):
+        sim = SimulatedMicroscope(eval_config(base + i, shifted=shifted))
+        sim.open()
+        for _ in range(n_frames):
+            yield sim.read()
+
+
+def measure(
+    folders: list[Path] | None, n_sessions: int, n_frames: int, threads: int = 2
+) -> dict[str, Any]:
+    """The model card's figures for model ``folders`` (None: shipped), in distribution and
+    shifted, on the same held-out sessions ``liveaug train`` scores."""
+    from liveaug.inference import Predictor
+
+    pred = Predictor(folders, threads=threads)
+    return {
+        "in_distribution": evaluate(eval_frames(n_sessions, n_frames, shifted=False), pred),
+        "shifted": evaluate(eval_frames(n_sessions, n_frames, shifted=True), pred),
+    }

@@ -25,7 +25,17 @@ from liveaug.frame import ROLES
 RDF_NAMES = ("rdf.yaml", "bioimageio.yaml")
 #: Preprocessing steps the engine implements (bioimage.io 0.5 ids).
 SUPPORTED_PREPROCESSING = ("zero_mean_unit_variance", "scale_linear", "scale_range", "clip")
-ONNX_MAGIC_HINT = b"\x08"  # an ONNX ModelProto starts with field 1 (ir_version), varint
+#: Input layouts liveaug can feed (axis ids; batch and channel axes use their type as id).
+INPUT_LAYOUTS = (("batch", "channel", "y", "x"), ("channel", "y", "x"))
+MALFORMED_FIX = (
+    "compare it with a shipped model's rdf.yaml or the bioimage.io 0.5 model format "
+    "(`bioimageio validate rdf.yaml` points at the line)"
+)
+FIXED_SIZE_FIX = (
+    "export the ONNX model with dynamic height and width (torch.onnx.export(..., "
+    "dynamic_axes={'input': {2: 'height', 3: 'width'}})) and declare "
+    "size: {min: M, step: S} for the y and x axes"
+)
 
 
 class ModelError(LiveaugError):
@@ -149,8 +159,28 @@ def _axis_ids(axes: list[Any], where: str) -> tuple[str, ...]:
     return tuple(ids)
 
 
+def _malformed(exc: Exception) -> str:
+    """What a parsing exception says about the rdf, in words."""
+    if isinstance(exc, KeyError):
+        return f"required field {exc.args[0]!r} is missing"
+    if isinstance(exc, StopIteration):
+        return "a required axis is missing"
+    return f"a field has the wrong type or value ({exc.__class__.__name__}: {exc})"
+
+
+def _field(d: dict[str, Any], key: str, what: str, rdf_path: Path) -> Any:
+    """``d[key]``, or one ModelError saying which entry lacks it."""
+    if not isinstance(d, dict) or d.get(key) in (None, ""):
+        raise ModelError(f"{rdf_path}: {what} has no {key!r}", MALFORMED_FIX)
+    return d[key]
+
+
 def load_model(path: str | Path, *, verify_sha: bool = True) -> ModelSpec:
-    """Read and sanity-check a model folder (or its rdf.yaml); raises :class:`ModelError`."""
+    """Read and sanity-check a model folder (or its rdf.yaml); raises :class:`ModelError`.
+
+    A malformed description (missing fields, wrong types) is one ModelError naming the rdf, never
+    a KeyError or AttributeError from deep inside the parsing.
+    """
     rdf_path = _rdf_path(Path(path))
     try:
         rdf = yaml.safe_load(rdf_path.read_text())
@@ -165,11 +195,26 @@ def load_model(path: str | Path, *, verify_sha: bool = True) -> ModelSpec:
             f"{rdf_path}: format_version {rdf.get('format_version')!r} is not supported",
             "convert it to bioimage.io format 0.5 (bioimageio.spec can update it)",
         )
+    try:
+        return _parse(rdf, rdf_path, verify_sha=verify_sha)
+    except (KeyError, IndexError, TypeError, AttributeError, StopIteration, ValueError) as exc:
+        # ModelError is none of these, so the specific messages raised inside pass through
+        raise ModelError(
+            f"{rdf_path}: malformed model description: {_malformed(exc)}", MALFORMED_FIX
+        ) from None
+
+
+def _parse(rdf: dict[str, Any], rdf_path: Path, *, verify_sha: bool) -> ModelSpec:
     folder = rdf_path.parent
     weights = (rdf.get("weights") or {}).get("onnx")
     if not weights:
         raise ModelError(f"{rdf_path}: no ONNX weights entry", "liveaug runs ONNX models only")
-    wpath = folder / str(weights.get("source", ""))
+    if not isinstance(weights, dict):
+        raise ModelError(
+            f"{rdf_path}: weights.onnx is {weights!r}, not an entry with source and sha256",
+            "write it as `onnx: {source: weights.onnx, sha256: ...}` (bioimage.io 0.5)",
+        )
+    wpath = folder / str(_field(weights, "source", "weights.onnx", rdf_path))
     if not wpath.is_file():
         raise ModelError(f"{rdf_path}: ONNX weights {wpath.name} are missing")
     sha = weights.get("sha256")
@@ -184,18 +229,29 @@ def load_model(path: str | Path, *, verify_sha: bool = True) -> ModelSpec:
             f"{rdf_path}: {len(inputs)} inputs; liveaug models take one brightfield image"
         )
     inp = inputs[0]
-    in_axes = _axis_ids(inp.get("axes", []), str(rdf_path))
+    input_id = str(_field(inp, "id", "the input", rdf_path))
+    in_axes = _axis_ids(inp.get("axes") or [], str(rdf_path))
     _check_input_axes(inp, in_axes, rdf_path)
-    stride, min_size = _spatial_step(inp)
-    pre = tuple(p for p in inp.get("preprocessing") or [] if p.get("id") != "ensure_dtype")
+    stride, min_size = _spatial_step(inp, rdf_path)
+    steps = inp.get("preprocessing") or []
+    for p in steps:
+        if not isinstance(p, dict) or not isinstance(p.get("kwargs") or {}, dict):
+            raise ModelError(
+                f"{rdf_path}: preprocessing entry {p!r} is not `{{id: ..., kwargs: {{...}}}}`",
+                MALFORMED_FIX,
+            )
+    pre = tuple(p for p in steps if p.get("id") != "ensure_dtype")
     for p in pre:
         if p.get("id") not in SUPPORTED_PREPROCESSING:
             raise ModelError(
                 f"{rdf_path}: preprocessing {p.get('id')!r} is not supported by liveaug"
             )
     outputs = rdf.get("outputs") or []
-    out_ids = tuple(str(o["id"]) for o in outputs)
-    out_axes = {str(o["id"]): _axis_ids(o.get("axes", []), str(rdf_path)) for o in outputs}
+    out_ids = tuple(str(_field(o, "id", f"output {i}", rdf_path)) for i, o in enumerate(outputs))
+    out_axes = {
+        oid: _axis_ids(o.get("axes") or [], str(rdf_path))
+        for oid, o in zip(out_ids, outputs, strict=True)
+    }
     lv = (rdf.get("config") or {}).get("liveaug") or {}
     roles = dict(lv.get("roles") or {r: r for r in ROLES if r in out_ids})
     if not roles:
@@ -210,23 +266,26 @@ def load_model(path: str | Path, *, verify_sha: bool = True) -> ModelSpec:
             raise ModelError(
                 f"{rdf_path}: role {role} names output {oid!r}, which is not an output"
             )
-    test_in = inp.get("test_tensor", {}).get("source")
+    test_in = (inp.get("test_tensor") or {}).get("source")
     test_outs = {
-        str(o["id"]): folder / o["test_tensor"]["source"] for o in outputs if o.get("test_tensor")
+        oid: folder / str(_field(o["test_tensor"], "source", f"test_tensor of {oid}", rdf_path))
+        for oid, o in zip(out_ids, outputs, strict=True)
+        if o.get("test_tensor")
     }
+    px = lv.get("pixel_size_um")
     return ModelSpec(
         name=str(rdf.get("name") or folder.name),
         folder=folder,
         rdf_path=rdf_path,
         weights=wpath,
         sha256=sha,
-        input_id=str(inp["id"]),
+        input_id=input_id,
         input_axes=in_axes,
         preprocessing=pre,
         outputs=out_ids,
         output_axes=out_axes,
         roles=roles,
-        pixel_size_um=lv.get("pixel_size_um"),
+        pixel_size_um=None if px is None else float(px),
         stride=stride,
         min_size=min_size,
         test_input=folder / test_in if test_in else None,
@@ -238,12 +297,13 @@ def load_model(path: str | Path, *, verify_sha: bool = True) -> ModelSpec:
 def _check_input_axes(inp: dict[str, Any], axes: tuple[str, ...], rdf_path: Path) -> None:
     if axes[-2:] != ("y", "x"):
         raise ModelError(f"{rdf_path}: input axes {axes} do not end in y, x")
-    if len(axes) not in (3, 4) or (len(axes) == 4 and axes[:2] != ("batch", "channel")):
+    if axes not in INPUT_LAYOUTS:
         raise ModelError(
-            f"{rdf_path}: input axes {axes}; liveaug needs (batch, channel, y, x) "
-            "or (channel, y, x)"
+            f"{rdf_path}: input axes ({', '.join(axes)}); liveaug needs (batch, channel, y, x) "
+            "or (channel, y, x)",
+            "declare the axes in that order, with one channel named brightfield",
         )
-    ch = next(a for a in inp["axes"] if (a.get("id") or a.get("type")) == "channel")
+    ch = inp["axes"][axes.index("channel")]
     names = ch.get("channel_names") or []
     if len(names) != 1:
         raise ModelError(
@@ -251,38 +311,40 @@ def _check_input_axes(inp: dict[str, Any], axes: tuple[str, ...], rdf_path: Path
         )
 
 
-def _spatial_step(inp: dict[str, Any]) -> tuple[int, int]:
-    """(step, min) of the input's y axis: sizes must be ``min + k*step``."""
+def _spatial_step(inp: dict[str, Any], rdf_path: Path) -> tuple[int, int]:
+    """(step, min) of the input's y axis: sizes must be ``min + k*step``.
+
+    liveaug runs frames of whatever size the camera gives, so an input with a fixed height or
+    width (``size: 256``) cannot be used and is refused here rather than failing on every frame.
+    """
+    found = {}
     for a in inp["axes"]:
-        if a.get("id") == "y":
-            size = a.get("size")
-            if isinstance(size, dict):
-                return int(size.get("step", 1) or 1), int(size.get("min", 1))
-            if isinstance(size, int):
-                return size, size
-    return 1, 1
-
-
-def check_onnx_graph(spec: ModelSpec) -> None:
-    """The ONNX file really is ONNX, with one rank-4 (or 3) single-channel float input."""
-    import onnx
-
-    try:
-        proto = onnx.load(str(spec.weights), load_external_data=False)
-    except Exception as exc:  # onnx raises DecodeError, ValueError, … for non-ONNX bytes
-        raise ModelError(f"{spec.weights}: not an ONNX model ({exc.__class__.__name__})") from None
-    _check_graph_io(spec, [(i.name, i.type.tensor_type.shape.dim) for i in proto.graph.input])
-
-
-def _check_graph_io(spec: ModelSpec, inputs: list[tuple[str, Any]]) -> None:
-    if len(inputs) != 1:
-        raise ModelError(f"{spec.weights}: {len(inputs)} graph inputs; expected one")
-    name, dims = inputs[0]
-    if len(dims) != len(spec.input_axes):
-        raise ModelError(
-            f"{spec.weights}: input {name!r} has rank {len(dims)}, the rdf declares "
-            f"{len(spec.input_axes)} axes {spec.input_axes}"
-        )
+        aid = a.get("id")
+        if aid not in ("y", "x"):
+            continue
+        size = a.get("size")
+        if isinstance(size, int) and not isinstance(size, bool):
+            raise ModelError(
+                f"{rdf_path}: input axis {aid} has a fixed size {size}; liveaug runs frames of "
+                "any size, and fixed-size model inputs are not supported",
+                FIXED_SIZE_FIX,
+            )
+        if size is None or (isinstance(size, dict) and "min" not in size and "step" not in size):
+            found[aid] = (1, 1)  # no constraint declared (or a reference to another tensor)
+        elif isinstance(size, dict):
+            step, lo = int(size.get("step", 1) or 1), int(size.get("min", 1) or 1)
+            if step < 1 or lo < 1:
+                raise ModelError(
+                    f"{rdf_path}: input axis {aid} size {size} needs min ≥ 1 and step ≥ 1",
+                    MALFORMED_FIX,
+                )
+            found[aid] = (step, lo)
+        else:
+            raise ModelError(
+                f"{rdf_path}: input axis {aid} size {size!r} is neither {{min, step}} nor a number",
+                MALFORMED_FIX,
+            )
+    return found.get("y", (1, 1))
 
 
 def compare_outputs(

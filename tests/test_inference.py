@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 import sys
@@ -209,6 +210,33 @@ def test_test_output_mismatch(broken):
         check_model(load_model(broken))
 
 
+@pytest.mark.parametrize("axis", [2, 3], ids=["y", "x"])
+def test_fixed_size_input_is_refused_at_load(broken, axis):
+    _edit_rdf(broken, lambda rdf: rdf["inputs"][0]["axes"][axis].update(size=256))
+    match = r"rdf\.yaml: input axis [yx] has a fixed size 256; .*not supported.* dynamic height"
+    with pytest.raises(ModelError, match=match):
+        load_model(broken)
+    with pytest.raises(ModelError, match=match):
+        Predictor([broken], threads=1)
+
+
+def test_onnxruntime_run_failure_is_one_model_error(broken):
+    # the graph needs multiples of 16; an rdf claiming 8 lets a 24×24 input reach onnxruntime
+    def step_8(rdf):
+        for a in rdf["inputs"][0]["axes"][2:]:
+            a["size"] = {"min": 8, "step": 8}
+
+    _edit_rdf(broken, step_8)
+    pred = Predictor([broken], threads=1)
+    with pytest.raises(
+        ModelError,
+        match=r"weights\.onnx: onnxruntime failed to run it on a "
+        r"1×1×24×24 input",
+    ) as info:
+        pred.predict(np.ones((48, 48), np.float32))
+    assert info.value.fix and "rdf.yaml" in info.value.fix
+
+
 def test_user_model_without_liveaug_block_loads_by_output_ids(broken):
     _edit_rdf(broken, lambda rdf: rdf.pop("config"))
     spec = load_model(broken)
@@ -239,3 +267,14 @@ def test_models_eval_on_a_session(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "phase_balanced_accuracy" in out and "dapi_r" in out
     assert out_json.is_file()
+
+
+def test_models_eval_on_the_model_cards_held_out_sessions(tmp_path, capsys):
+    out_json = tmp_path / "card.json"
+    assert main(["models", "eval", "--held-out", "1", "1", "--json", str(out_json)]) == 0
+    out = capsys.readouterr().out
+    assert "held-out in distribution (1 sessions x 1 frames)" in out and "held-out shifted" in out
+    figures = json.loads(out_json.read_text())
+    assert 0.5 < figures["in_distribution"]["dapi_r"] <= 1.0 and "shifted" in figures
+    assert main(["models", "eval"]) == 2
+    assert "--held-out" in capsys.readouterr().err

@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 
 from liveaug.inference import Predictor
-from liveaug.model_eval import TARGETS, evaluate
+from liveaug.model_eval import TARGETS, measure
 from liveaug.preprocess import bin_image
 from liveaug.sources.simulated import SimulatedMicroscope
 from liveaug.training.data import (
@@ -29,29 +29,7 @@ from liveaug.training.model import UNet
 from liveaug.training.package import write_model_folder
 from liveaug.training.train import TrainConfig
 
-#: Held-out seeds (training uses ≥ 100000): in-distribution and shifted evaluation sessions.
-EVAL_SEED0 = 9000
-SHIFTED_SEED0 = 9500
 TEST_TENSOR_SEED = 8999
-
-
-def eval_frames(n_sessions: int, n_frames: int, *, shifted: bool, seed0: int | None = None):
-    """Frames of held-out simulated sessions (defaults, or the shifted setting)."""
-    base = seed0 if seed0 is not None else (SHIFTED_SEED0 if shifted else EVAL_SEED0)
-    for i in range(n_sessions):
-        sim = SimulatedMicroscope(eval_config(base + i, shifted=shifted))
-        sim.open()
-        for _ in range(n_frames):
-            yield sim.read()
-
-
-def measure(folder: Path, n_sessions: int, n_frames: int, threads: int = 2) -> dict[str, Any]:
-    """Accuracy figures of a model folder in-distribution and shifted."""
-    pred = Predictor([folder], threads=threads)
-    return {
-        "in_distribution": evaluate(eval_frames(n_sessions, n_frames, shifted=False), pred),
-        "shifted": evaluate(eval_frames(n_sessions, n_frames, shifted=True), pred),
-    }
 
 
 def test_image(size: int = 128) -> np.ndarray:
@@ -230,7 +208,7 @@ def finish_model(
         card="# pending evaluation\n",
         extra_config=extra,
     )
-    acc = measure(out, eval_sessions, eval_frames, threads=cfg.threads)
+    acc = measure([out], eval_sessions, eval_frames, threads=cfg.threads)
     timing = {"fp32": speed(out, cfg.threads)}
     report: dict[str, Any] = {
         "accuracy": {"fp32": acc},
@@ -250,7 +228,7 @@ def finish_model(
             card="# pending evaluation\n",
             extra_config=extra,
         )
-        report["accuracy"]["int8"] = measure(q_out, eval_sessions, eval_frames, cfg.threads)
+        report["accuracy"]["int8"] = measure([q_out], eval_sessions, eval_frames, cfg.threads)
         timing["int8"] = speed(q_out, cfg.threads)
     report["speed_ms_512"] = timing
     meta = {
