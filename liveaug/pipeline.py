@@ -40,6 +40,8 @@ log = logging.getLogger(__name__)
 
 #: Most memory the recorder's backlog may hold (frames already acquired, not yet on disk).
 RECORD_BACKLOG_BYTES = 1 << 30
+#: Longest the interpreter waits at exit for a recorder's backlog (s).
+EXIT_DRAIN_S = 120.0
 #: Recorder threads still writing their backlog after :meth:`Pipeline.stop` returned.
 _draining: set[threading.Thread] = set()
 
@@ -50,7 +52,11 @@ def _finish_recordings() -> None:
     for t in list(_draining):
         if t.is_alive():
             log.warning("waiting for the recorder to write its last frames")
-            t.join()
+            t.join(EXIT_DRAIN_S)
+            if t.is_alive():  # a hung disk must not hang the exit forever
+                log.error(
+                    "the recorder did not finish within %.0f s; its backlog is lost", EXIT_DRAIN_S
+                )
 
 
 class Predictor(Protocol):
