@@ -88,6 +88,29 @@ def test_switchable_recorder_writes_only_while_on(tmp_path):
     assert [out.frame(i).index for i in range(3)] == [1, 2, 3]
 
 
+def test_stopping_writes_the_frames_still_queued_from_before_the_click(tmp_path):
+    import threading
+    import time
+
+    src = ReplaySource(write_session(tmp_path / "in.ome.zarr", frames=8, size=48), speed=None)
+    info = src.open()
+    frames = [src.read() for _ in range(8)]
+    src.close()
+    rec = SwitchableRecorder(info)
+    rec.start(tmp_path / "out.ome.zarr")
+
+    def late_recorder_thread() -> None:  # a backlog: frames reach the recorder after the click
+        for f in frames:
+            time.sleep(0.02)
+            rec.append(f)
+
+    t = threading.Thread(target=late_recorder_thread)
+    t.start()
+    rec.stop(through=6)  # six frames had been acquired when stop was pressed
+    t.join()
+    assert Session.open(tmp_path / "out.ome.zarr").n_frames == 6 and rec.offered == 8
+
+
 def test_layers_have_unique_keys_and_channels_follow():
     layers = default_layers(("reporter", "mCherry", "extra"))
     keys = [lay.key for lay in layers]

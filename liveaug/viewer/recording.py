@@ -19,10 +19,12 @@ class SwitchableRecorder:
 
     def __init__(self, info: SourceInfo | None = None) -> None:
         self.info = info
-        self._lock = threading.Lock()
+        self._lock = threading.Condition()
         self._writer: SessionWriter | None = None
         self.path: Path | None = None
         self.frames = 0
+        self.offered = 0
+        """Frames the pipeline handed over so far, recording or not (its acquisition order)."""
 
     @property
     def recording(self) -> bool:
@@ -41,9 +43,15 @@ class SwitchableRecorder:
         if old is not None:
             old.close()
 
-    def stop(self) -> Path | None:
-        """Stop writing and close the session; returns its path."""
+    def stop(self, through: int | None = None, timeout_s: float = 2.0) -> Path | None:
+        """Stop writing and close the session; returns its path.
+
+        ``through``: the pipeline's acquired count when the user pressed stop; frames up to it
+        still queued for the recorder are written first (waiting at most ``timeout_s``).
+        """
         with self._lock:
+            if through is not None and self._writer is not None:
+                self._lock.wait_for(lambda: self.offered >= through, timeout_s)
             writer, self._writer = self._writer, None
         if writer is not None:
             writer.close()
@@ -52,9 +60,13 @@ class SwitchableRecorder:
     def append(self, frame: Frame) -> None:
         """Write ``frame`` when recording (called by the pipeline's recorder thread)."""
         with self._lock:
-            if self._writer is not None:
-                self._writer.append(frame)
-                self.frames += 1
+            try:
+                if self._writer is not None:
+                    self._writer.append(frame)
+                    self.frames += 1
+            finally:
+                self.offered += 1
+                self._lock.notify_all()
 
     def close(self) -> None:
         """End of the pipeline: finish any recording."""

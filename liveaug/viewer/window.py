@@ -716,7 +716,8 @@ class ViewerWindow(QMainWindow):
     def stop_recording(self) -> Path | None:
         """Stop recording; the session is complete on disk when this returns."""
         rec = self.pipeline.recorder
-        path = rec.stop() if isinstance(rec, SwitchableRecorder) else None
+        done = self.pipeline.counts["acquired"]  # frames acquired before the click are kept
+        path = rec.stop(through=done) if isinstance(rec, SwitchableRecorder) else None
         self.record_action.blockSignals(True)
         self.record_action.setChecked(False)
         self.record_action.blockSignals(False)
