@@ -75,6 +75,25 @@ def test_producers_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None
     assert "--cti" in str(err.value) and "\n" not in str(err.value)
 
 
+def test_a_producer_whose_init_fails_is_named_and_the_others_still_serve(tmp_path: Path) -> None:
+    import shutil
+    import subprocess
+
+    cc = shutil.which("cc") or shutil.which("gcc")
+    if cc is None:
+        pytest.skip("no C compiler to build a producer that refuses to start")
+    src = tmp_path / "bad.c"
+    src.write_text(
+        "#include <stdint.h>\nint32_t GCInitLib(void) { return -1001; }\n"
+        "int32_t GCCloseLib(void) { return 0; }\n"
+    )
+    bad = tmp_path / "bad.cti"
+    subprocess.run([cc, "-shared", "-fPIC", "-o", str(bad), str(src)], check=True)
+    with pytest.raises(SourceError, match=r"GenTL producer .*bad\.cti could not be loaded"):
+        list_devices([bad], use_env=False)
+    assert [d.serial for d in list_devices([bad, VIKY], use_env=False)] == ["0", "1", "2"]
+
+
 @pytest.mark.parametrize("selector", ["1", "serial:1", "id:VikyTL_DEV_green", 1, "index:1"])
 def test_open_by_serial_id_or_index(selector: str | int) -> None:
     with camera(selector) as cam:

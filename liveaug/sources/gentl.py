@@ -31,6 +31,7 @@ from liveaug.errors import SourceError
 
 ENV_VAR = "GENICAM_GENTL64_PATH"
 HARVESTERS_LOG = logging.getLogger("liveaug.harvesters")
+log = logging.getLogger(__name__)
 
 _ACCESS = {
     0: "unknown",
@@ -224,6 +225,18 @@ class _Hub:
         for path in files:
             harvester.add_file(str(path))
         harvester.update()
+        # harvesters skips a producer it cannot load without saying so: name it here
+        loaded = {str(getattr(p, "path_name", "")) for p in getattr(harvester, "_producers", [])}
+        failed = [f for f in files if str(f) not in loaded] if loaded or files else []
+        if failed and len(failed) == len(files):
+            harvester.reset()
+            raise SourceError(
+                f"GenTL producer {', '.join(map(str, failed))} could not be loaded",
+                "it must be a 64-bit GenTL producer for this system; `ldd FILE` shows missing "
+                "libraries (simulated cameras: the viky.cti of the genicam wheel)",
+            )
+        for f in failed:
+            log.warning("GenTL producer %s could not be loaded; using the others", f)
         self._harvester, self._files = harvester, tuple(files)
 
     def _discard(self) -> None:
