@@ -238,15 +238,21 @@ def test_display_never_waits_for_a_slow_analysis(qtbot, settings, no_leaks):
         win.close()
 
 
-def test_open_session_swaps_the_source_and_stops_the_old_threads(
-    qtbot, session, settings, no_leaks
-):
+def _live_window_that_opens_sessions(qtbot, settings):
+    """A window on a live simulator (truth maps) whose Open session… makes truth pipelines."""
     sim = SimulatedMicroscope(SimulationConfig(height=64, width=64, seed=1), fps=30.0)
-    old = Pipeline(sim, predictor=TruthPredictor(0.5), analyzer=TruthAnalyzer())
-    win = _window(qtbot, old, settings)
+    live = Pipeline(sim, predictor=TruthPredictor(0.5), analyzer=TruthAnalyzer())
+    win = _window(qtbot, live, settings)
     win.make_pipeline = lambda source: Pipeline(
         source, predictor=TruthPredictor(0.5), analyzer=TruthAnalyzer()
     )
+    return win, live
+
+
+def test_open_session_swaps_the_source_and_stops_the_old_threads(
+    qtbot, session, settings, no_leaks
+):
+    win, old = _live_window_that_opens_sessions(qtbot, settings)
     try:
         qtbot.waitUntil(lambda: win.drawn_frames >= 3, timeout=10000)
         assert not win.seek.isEnabled()
@@ -285,13 +291,9 @@ def test_opening_a_bad_session_keeps_the_running_source(qtbot, session, settings
     from liveaug.session import SessionWriter
 
     empty = tmp_path / "empty.ome.zarr"
-    sim = SimulatedMicroscope(SimulationConfig(height=64, width=64, seed=1), fps=30.0)
+    sim = SimulatedMicroscope(SimulationConfig(height=64, width=64, seed=1))
     SessionWriter.for_source(empty, sim.open(), truth=True).close()  # no frame in it
-    old = Pipeline(sim, predictor=TruthPredictor(0.5), analyzer=TruthAnalyzer())
-    win = _window(qtbot, old, settings)
-    win.make_pipeline = lambda source: Pipeline(
-        source, predictor=TruthPredictor(0.5), analyzer=TruthAnalyzer()
-    )
+    win, old = _live_window_that_opens_sessions(qtbot, settings)
     try:
         qtbot.waitUntil(lambda: win.drawn_frames >= 2, timeout=10000)
         with pytest.raises(LiveaugError, match=r"empty\.ome\.zarr"):
