@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 
@@ -83,6 +85,7 @@ def test_train_command_end_to_end(tmp_path, capsys):
     out = tmp_path / "models" / "tiny"
     argv = ["train", "--out", str(out), "--cache", str(tmp_path / "c.npz")]
     argv += ["--sessions", "1", "--frames", "1", "--steps", "2", "--finetune-steps", "1"]
+    argv += ["--polish-steps", "1"]
     argv += ["--batch", "2", "--crop", "64", "--threads", "1"]
     argv += ["--eval-sessions", "1", "--eval-frames", "1"]
     assert main(argv) == 0
@@ -92,4 +95,6 @@ def test_train_command_end_to_end(tmp_path, capsys):
         check_model(spec)
         card = (folder / "README.md").read_text()
         assert "Simulated brightfield only" in card and "| phase_balanced_accuracy |" in card
-    assert (tmp_path / "work-tiny" / "stage2.pt").is_file()
+    assert (tmp_path / "work-tiny" / "stage3.pt").is_file()  # the three stages of the recipe
+    report = json.loads((out / "training_report.json").read_text())
+    assert "stage 3: 1 steps from stage 2" in report["meta"]["recipe"]
