@@ -278,3 +278,14 @@ def test_models_eval_on_the_model_cards_held_out_sessions(tmp_path, capsys):
     assert 0.5 < figures["in_distribution"]["dapi_r"] <= 1.0 and "shifted" in figures
     assert main(["models", "eval"]) == 2
     assert "--held-out" in capsys.readouterr().err
+
+
+def test_models_check_says_when_there_is_nothing_to_compare(tmp_path, capsys):
+    folder = tmp_path / "bare"
+    shutil.copytree(SHIPPED, folder)
+    rdf = yaml.safe_load((folder / "rdf.yaml").read_text())
+    for out in rdf["outputs"]:
+        out.pop("test_tensor", None)
+    (folder / "rdf.yaml").write_text(yaml.safe_dump(rdf))
+    assert main(["models", "check", str(folder)]) == 0
+    assert "declares no test outputs" in capsys.readouterr().out
