@@ -25,6 +25,28 @@ HELP = (
 )
 
 
+#: The stages after the first, as the shipped weights were made: option prefix, steps, peak
+#: learning rate, loss weights, seed offset, and why the stage is there.
+LATER_STAGES: tuple[tuple[str, int, float, str, int, str], ...] = (
+    (
+        "finetune",
+        3000,
+        1e-3,
+        "dapi=20,membrane=6,phase=1,apoptosis=1",
+        1,
+        "the stains weigh more once phase has converged",
+    ),
+    (
+        "polish",
+        6000,
+        1e-3,
+        "dapi=20,membrane=8,phase=1,apoptosis=2",
+        0,
+        "losses were still falling after stage 2",
+    ),
+)
+
+
 def add_arguments(p: argparse.ArgumentParser) -> None:
     """Data, training and output options (defaults = the shipped model)."""
     p.add_argument("--out", type=Path, default=Path("models/liveaug-bf4"), help="model folder")
@@ -46,24 +68,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         default="dapi=10,membrane=3,phase=1,apoptosis=1",
         help="stage 1: weight of each task's loss, role=weight,…",
     )
-    p.add_argument(
-        "--finetune-steps", type=int, default=3000, help="stage 2 steps (0: no second stage)"
-    )
-    p.add_argument("--finetune-lr", type=float, default=1e-3, help="stage 2 peak learning rate")
-    p.add_argument(
-        "--finetune-loss-weights",
-        default="dapi=20,membrane=6,phase=1,apoptosis=1",
-        help="stage 2 loss weights (the stains weigh more once phase has converged)",
-    )
-    p.add_argument(
-        "--polish-steps", type=int, default=6000, help="stage 3 steps (0: no third stage)"
-    )
-    p.add_argument("--polish-lr", type=float, default=1e-3, help="stage 3 peak learning rate")
-    p.add_argument(
-        "--polish-loss-weights",
-        default="dapi=20,membrane=8,phase=1,apoptosis=2",
-        help="stage 3 loss weights (losses were still falling after stage 2)",
-    )
+    for n, (name, steps, lr, weights, _, why) in enumerate(LATER_STAGES, 2):
+        p.add_argument(
+            f"--{name}-steps", type=int, default=steps, help=f"stage {n} steps (0: skip it)"
+        )
+        p.add_argument(f"--{name}-lr", type=float, default=lr, help=f"stage {n} peak learning rate")
+        p.add_argument(
+            f"--{name}-loss-weights", default=weights, help=f"stage {n} loss weights ({why})"
+        )
     p.add_argument("--init", type=Path, help="start stage 1 from this checkpoint")
     p.add_argument("--threads", type=int, default=2, help="torch threads (and data workers)")
     p.add_argument(
@@ -123,28 +135,19 @@ def run(args: argparse.Namespace) -> int:
                 **common,
             )
         ]
-        if args.finetune_steps > 0:
-            stages.append(
-                TrainConfig(
-                    steps=args.finetune_steps,
-                    seed=args.seed + 1,
-                    lr=args.finetune_lr,
-                    loss_weights=_weights(args.finetune_loss_weights),
-                    init=str(work / "stage1.pt"),
-                    **common,
+        for name, _, _, _, seed_offset, _ in LATER_STAGES:
+            steps, lr, weights = _stage(args, name)
+            if steps > 0:
+                stages.append(
+                    TrainConfig(
+                        steps=steps,
+                        seed=args.seed + seed_offset,
+                        lr=lr,
+                        loss_weights=_weights(weights),
+                        init=str(work / f"stage{len(stages)}.pt"),
+                        **common,
+                    )
                 )
-            )
-        if args.polish_steps > 0:
-            stages.append(
-                TrainConfig(
-                    steps=args.polish_steps,
-                    seed=args.seed,
-                    lr=args.polish_lr,
-                    loss_weights=_weights(args.polish_loss_weights),
-                    init=str(work / f"stage{len(stages)}.pt"),
-                    **common,
-                )
-            )
         t0 = time.monotonic()
         for i, cfg in enumerate(stages, 1):
             with progress(cfg.steps, f"train stage {i}", unit="step") as bar:
@@ -169,6 +172,15 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _stage(args: argparse.Namespace, name: str) -> tuple[int, float, str]:
+    """Steps, peak learning rate and loss weights the options give a later stage."""
+    return (
+        getattr(args, f"{name}_steps"),
+        getattr(args, f"{name}_lr"),
+        getattr(args, f"{name}_loss_weights"),
+    )
+
+
 def _recipe(args: argparse.Namespace) -> str:
     """The stages in words, for the model card."""
     start = "from scratch" if args.init is None else f"from {args.init}"
@@ -176,10 +188,8 @@ def _recipe(args: argparse.Namespace) -> str:
         f"Stage 1: {args.steps} steps {start}, peak lr {args.lr:g}, loss weights "
         f"{args.loss_weights}"
     ]
-    for steps, lr, weights in (
-        (args.finetune_steps, args.finetune_lr, args.finetune_loss_weights),
-        (args.polish_steps, args.polish_lr, args.polish_loss_weights),
-    ):
+    for name, *_ in LATER_STAGES:
+        steps, lr, weights = _stage(args, name)
         if steps > 0:
             n = len(parts) + 1
             parts.append(
@@ -201,12 +211,11 @@ def _argv_summary(args: argparse.Namespace) -> str:
         ("threads", 2),
         ("lr", 3e-3),
         ("loss_weights", "dapi=10,membrane=3,phase=1,apoptosis=1"),
-        ("finetune_steps", 3000),
-        ("finetune_lr", 1e-3),
-        ("finetune_loss_weights", "dapi=20,membrane=6,phase=1,apoptosis=1"),
-        ("polish_steps", 6000),
-        ("polish_lr", 1e-3),
-        ("polish_loss_weights", "dapi=20,membrane=8,phase=1,apoptosis=2"),
+        *(
+            (f"{name}_{key}", default)
+            for name, steps, lr, weights, _, _ in LATER_STAGES
+            for key, default in (("steps", steps), ("lr", lr), ("loss_weights", weights))
+        ),
         ("init", None),
     ):
         if getattr(args, key) != default:
