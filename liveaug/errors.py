@@ -17,6 +17,13 @@ class LiveaugError(Exception):
         super().__init__(f"{what} — {fix}" if fix else what)
 
 
+def one_line(exc: BaseException) -> str:
+    """The exception's message as one readable line (its type name when the message is empty);
+    library errors (onnxruntime, zarr) often span many lines."""
+    text = str(exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__
+
+
 class SessionError(LiveaugError):
     """A path that is not a readable liveaug session (missing, not OME-Zarr, corrupt)."""
 

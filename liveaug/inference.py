@@ -28,6 +28,7 @@ from typing import Any, Literal
 
 import numpy as np
 
+from liveaug.errors import one_line
 from liveaug.frame import ROLES, Frame, Prediction
 from liveaug.model_zoo import ModelError, ModelSpec, default_model, load_model
 from liveaug.preprocess import (
@@ -152,19 +153,16 @@ def open_session(
             str(spec.weights), session_options(threads), providers=provs, provider_options=opts
         )
     except Exception as exc:  # onnxruntime raises its own Fail/InvalidGraph/… types
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise ModelError(f"{spec.weights}: onnxruntime cannot load it ({first})") from None
+        raise ModelError(f"{spec.weights}: onnxruntime cannot load it ({one_line(exc)})") from None
     _check_session_io(spec, sess)
     return sess
 
 
 def _run_failed(spec: ModelSpec, shape: tuple[int, ...], exc: Exception) -> ModelError:
     """One ModelError for an onnxruntime run failure (its messages span many lines)."""
-    text = str(exc).strip()
-    first = text.splitlines()[0] if text else type(exc).__name__
     return ModelError(
         f"{spec.weights}: onnxruntime failed to run it on a {'×'.join(map(str, shape))} input "
-        f"({first})",
+        f"({one_line(exc)})",
         f"check that the graph accepts the sizes {spec.rdf_path.name} declares "
         "(`liveaug models check` runs its test input)",
     )

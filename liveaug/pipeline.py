@@ -27,10 +27,9 @@ from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-import numpy as np
 from psygnal import Signal
 
-from liveaug.errors import EndOfStream, LiveaugError
+from liveaug.errors import EndOfStream, LiveaugError, one_line
 from liveaug.frame import ROLES, Frame, Prediction
 from liveaug.mailbox import Latest
 from liveaug.sources.base import Source, SourceInfo
@@ -233,8 +232,7 @@ class Pipeline:
             raise RuntimeError("pipeline already started")
         self.info = self.source.open()
         if self.recorder is not None:  # bounded in frames and in bytes (2048² × 16 bit: 128)
-            frame_bytes = max(1, _frame_bytes(self.info))
-            size = max(8, min(self.record_queue, RECORD_BACKLOG_BYTES // frame_bytes))
+            size = max(8, min(self.record_queue, RECORD_BACKLOG_BYTES // self.info.frame_bytes))
             self._record_q = queue.Queue(maxsize=size)
         fault = getattr(self.source, "fault", None)  # e.g. CameraSource.fault (psygnal)
         if fault is not None and hasattr(fault, "connect"):
@@ -358,7 +356,7 @@ class Pipeline:
                 if self._stop.is_set():
                     break
                 fails += 1
-                self._emit_event("fault", "acquire", _one_line(exc))
+                self._emit_event("fault", "acquire", one_line(exc))
                 time.sleep(min(1.0, 0.05 * 2 ** min(fails, 5)))
                 continue
             fails = 0
@@ -388,12 +386,12 @@ class Pipeline:
                 self.recorder.append(frame)
                 self.counts["recorded"] += 1
             except Exception as exc:  # report, keep what was written
-                self._emit_event("error", "record", _one_line(exc), frame.index)
+                self._emit_event("error", "record", one_line(exc), frame.index)
             self.timings.add("record", time.perf_counter_ns() - t0)
         try:
             self.recorder.close()
         except Exception as exc:
-            self._emit_event("error", "record", _one_line(exc))
+            self._emit_event("error", "record", one_line(exc))
 
     def _compute_loop(self) -> None:
         if self.compute_nice:
@@ -426,7 +424,7 @@ class Pipeline:
             try:
                 prediction = self.predictor.predict(frame, roles)
             except Exception as exc:  # one bad frame must not stop the run
-                self._emit_event("error", "predict", _one_line(exc), frame.index)
+                self._emit_event("error", "predict", one_line(exc), frame.index)
                 return
             timings["predict"] = (time.perf_counter_ns() - t0) / 1e6
             for name, ms in prediction.timings_ms.items():
@@ -436,7 +434,7 @@ class Pipeline:
             try:
                 analysis = self.analyzer.analyze(frame, prediction)
             except Exception as exc:
-                self._emit_event("error", "analyze", _one_line(exc), frame.index)
+                self._emit_event("error", "analyze", one_line(exc), frame.index)
                 return
             timings["analyze"] = (time.perf_counter_ns() - t0) / 1e6
             for name, ms in getattr(analysis, "timings_ms", {}).items():
@@ -485,7 +483,7 @@ class Pipeline:
                 logging.WARNING if first else logging.DEBUG,
                 "a subscriber of %s failed: %s",
                 signal.name,
-                _one_line(exc.__cause__ or exc),
+                one_line(exc.__cause__ or exc),
             )
 
 
@@ -496,16 +494,3 @@ def _renice_this_thread(nice: int) -> None:
         os.setpriority(os.PRIO_PROCESS, tid, min(19, os.getpriority(os.PRIO_PROCESS, tid) + nice))
     except (AttributeError, OSError) as exc:  # not Linux, or not permitted: keep going
         log.debug("could not renice the compute thread: %s", exc)
-
-
-def _frame_bytes(info: SourceInfo) -> int:
-    """About the bytes of one frame: brightfield, real channels and (simulator) truth planes."""
-    h, w = info.shape
-    planes = 1 + len(info.channel_names) + (4 if info.has_truth else 0)
-    return h * w * planes * max(np.dtype(info.dtype).itemsize, 4 if info.has_truth else 1)
-
-
-def _one_line(exc: BaseException) -> str:
-    """The exception as one readable line (type name only when the message is empty)."""
-    text = str(exc).strip().splitlines()
-    return text[0] if text else type(exc).__name__

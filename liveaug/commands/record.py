@@ -22,6 +22,7 @@ from typing import Any
 from liveaug.commands.camera_args import add_camera_arguments, camera_from_args
 from liveaug.errors import EndOfStream, LiveaugError, SourceError
 from liveaug.frame import Frame
+from liveaug.pipeline import RECORD_BACKLOG_BYTES
 from liveaug.progress import progress
 
 HELP = (
@@ -76,7 +77,7 @@ def record_session(
     on_open: Callable[[Any], None] | None = None,
     on_frame: Callable[[Frame], None] | None = None,
     on_fault: Callable[[Any], None] | None = None,
-    max_queue_bytes: int = 1 << 30,
+    max_queue_bytes: int = RECORD_BACKLOG_BYTES,
 ) -> RecordResult:
     """Open ``source`` (a CameraSource), record ``frames`` frames or ``duration_s`` seconds into a
     new session at ``path``, close both.
@@ -110,8 +111,7 @@ def record_session(
     try:
         info = source.configure()
         writer = SessionWriter.for_source(path, info, overwrite=overwrite)
-        frame_bytes = max(1, info.shape[0] * info.shape[1] * (2 if info.dtype == "uint16" else 1))
-        frames_q = queue.Queue(maxsize=max(4, max_queue_bytes // frame_bytes))
+        frames_q = queue.Queue(maxsize=max(4, max_queue_bytes // info.frame_bytes))
         reader = threading.Thread(
             target=_read_frames,
             args=(source, frames_q, stop, frames, duration_s),

@@ -10,6 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
+import numpy as np
+
 from liveaug.frame import Frame
 
 
@@ -26,6 +28,15 @@ class SourceInfo:
     channel_names: tuple[str, ...] = ()
     has_truth: bool = False
     settings: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def frame_bytes(self) -> int:
+        """About the memory one frame holds: brightfield, real channels and (simulator) truth
+        planes (float32) — what bounds a queue of frames in bytes."""
+        h, w = self.shape
+        planes = 1 + len(self.channel_names) + (4 if self.has_truth else 0)
+        itemsize = np.dtype(self.dtype).itemsize
+        return max(1, h * w * planes * max(itemsize, 4 if self.has_truth else 1))
 
 
 @runtime_checkable

@@ -227,7 +227,7 @@ class _Hub:
         harvester.update()
         # harvesters skips a producer it cannot load without saying so: name it here
         loaded = {str(getattr(p, "path_name", "")) for p in getattr(harvester, "_producers", [])}
-        failed = [f for f in files if str(f) not in loaded] if loaded or files else []
+        failed = [f for f in files if str(f) not in loaded]
         if failed and len(failed) == len(files):
             harvester.reset()
             raise SourceError(

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from liveaug.errors import LiveaugError
+from liveaug.errors import LiveaugError, one_line
 from liveaug.pipeline import Pipeline
 
 log = logging.getLogger(__name__)
@@ -53,8 +53,9 @@ def report_unhandled(exc_type: type[BaseException], exc: BaseException, tb: Any)
     from PyQt6.QtWidgets import QApplication
 
     app = QApplication.instance()
-    text = str(exc).strip().splitlines()
-    line = f"{exc_type.__name__}: {text[0]}" if text else exc_type.__name__
+    line = one_line(exc)
+    if line != exc_type.__name__:
+        line = f"{exc_type.__name__}: {line}"
     for widget in app.topLevelWidgets() if app is not None else ():
         if widget.isVisible() and hasattr(widget, "show_message"):
             widget.show_message(f"unexpected error (details in the log): {line}", seconds=15)
