@@ -7,11 +7,10 @@ provider only (this CI machine has no GPU; asking onnxruntime for CUDA here only
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import pytest
-import yaml
+from model_support import copy_shipped, edit_rdf
 
 from liveaug.frame import ROLES
 from liveaug.model_zoo import ModelError, find_models, load_model
@@ -68,15 +67,7 @@ def test_bioimageio_core_test_model(folder, monkeypatch):
 
 @pytest.fixture
 def model_copy(tmp_path) -> Path:
-    dst = tmp_path / "model"
-    shutil.copytree(next(m for m in MODELS if m.name == "liveaug-bf4"), dst)
-    return dst
-
-
-def _edit_rdf(folder: Path, fn) -> None:
-    rdf = yaml.safe_load((folder / "rdf.yaml").read_text())
-    fn(rdf)
-    (folder / "rdf.yaml").write_text(yaml.safe_dump(rdf, sort_keys=False))
+    return copy_shipped(tmp_path / "model")
 
 
 def _drop_channel_axis(rdf):
@@ -139,7 +130,7 @@ def _output(i, **changes):
     ],
 )
 def test_malformed_rdf_is_one_model_error(model_copy, edit, message):
-    _edit_rdf(model_copy, edit)
+    edit_rdf(model_copy, edit)
     with pytest.raises(ModelError, match=message) as info:
         load_model(model_copy)
     text = str(info.value)
@@ -150,7 +141,7 @@ def test_malformed_rdf_is_one_model_error(model_copy, edit, message):
 
 
 def test_specific_model_errors_survive_the_malformed_wrapper(model_copy):
-    _edit_rdf(model_copy, lambda rdf: rdf["config"]["liveaug"]["roles"].update(nuclei="dapi"))
+    edit_rdf(model_copy, lambda rdf: rdf["config"]["liveaug"]["roles"].update(nuclei="dapi"))
     with pytest.raises(ModelError, match="unknown role 'nuclei'") as info:
         load_model(model_copy)
     assert "malformed" not in str(info.value)
