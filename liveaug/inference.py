@@ -6,8 +6,9 @@ so a machine without CUDA gets one line saying why — not onnxruntime's loud lo
 
     onnxruntime 1.31.1: CPU (TensorRT: libcublas.so.13 not found; CUDA: libcublasLt.so.13 …)
 
-Frames are binned to the model's working pixel size ("speed", the default: overlays are
-upsampled by the viewer) or run at their own sampling in overlapping tiles ("full"). The
+Frames are binned to the model's input pixel size ("speed", the default) or run at their own
+sampling in overlapping tiles ("full"); maps come at the model's output sampling (the shipped
+models answer at half their input's) and the viewer upsamples the overlays on the GPU. The
 normalisation is exactly the rdf's (:mod:`liveaug.preprocess`), computed over the whole frame
 before tiling. Roles that are switched off are not fetched, and a model none of whose roles is
 wanted is not run at all.
@@ -18,6 +19,7 @@ from __future__ import annotations
 import ctypes
 import functools
 import logging
+import math
 import os
 import re
 import time
@@ -231,11 +233,11 @@ class Predictor:
         Each fills the roles its rdf maps; the first model naming a role wins. Default: the
         shipped model.
     resolution : {"speed", "full"}
-        "speed" bins the frame to the model's working pixel size and runs it in one pass;
+        "speed" bins the frame to the model's input pixel size and runs it in one pass;
         "full" keeps every frame pixel and runs overlapping tiles of ``tile`` pixels.
     tile, overlap : int
-        Tile size and overlap (pixels at model resolution) for "full", or for "speed" frames
-        larger than ``tile`` when ``tile_large=True``.
+        Tile size and overlap for "full", in model input pixels (multiples of the model's
+        output step, 2 for models that answer at half their input sampling).
     providers : sequence of str, optional
         onnxruntime providers in preference order (default: what :func:`probe_providers` finds).
     threads : int, optional
@@ -342,7 +344,7 @@ class Predictor:
             for r, o in zip(mroles, outs, strict=True):
                 maps[r] = res[o]
                 used[r] = m.spec.short_id
-            scale = 1.0 / k
+            scale = m.spec.output_scale / k
             timings[f"{m.spec.name}.preprocess"] = (t1 - t0) / 1e6
             timings[f"{m.spec.name}.run"] = (t2 - t1) / 1e6
         return Prediction(
@@ -359,9 +361,11 @@ class Predictor:
         return x[None, None] if len(m.spec.input_axes) == 4 else x[None]
 
     def _run(self, m: _Loaded, x: np.ndarray, outs: list[str]) -> dict[str, np.ndarray]:
-        """One pass over the whole (padded) image; returns (C, h, w) or (h, w) per output."""
+        """One pass over the whole (padded) image; returns (C, h, w) or (h, w) per output, at
+        the output's sampling (``h = ceil(H × output_scale)``)."""
         step = max(m.spec.stride, 1)
         xp, (h, w) = pad_to_multiple(x, step)
+        h, w = _out_size(h, m.spec.output_scale), _out_size(w, m.spec.output_scale)
         if min(xp.shape) < m.spec.min_size:
             xp = np.pad(xp, [(0, max(0, m.spec.min_size - s)) for s in xp.shape], mode="edge")
         feed = np.ascontiguousarray(self._feed(m, xp))
@@ -387,27 +391,43 @@ class Predictor:
         return list(binding.copy_outputs_to_cpu())
 
     def _run_tiled(self, m: _Loaded, x: np.ndarray, outs: list[str]) -> dict[str, np.ndarray]:
-        """Overlapping tiles; each keeps its centre (the borders see too little context)."""
+        """Overlapping tiles; each keeps its centre (the borders see too little context).
+
+        Tiles are cut in input pixels and pasted in output pixels (``output_scale`` apart).
+        """
         h, w = x.shape
-        t, ov = self.tile, self.overlap
+        t, ov, s = self.tile, self.overlap, m.spec.output_scale
         core = t - 2 * ov
         if core <= 0:
             raise ValueError(f"tile {t} must exceed twice the overlap {ov}")
+        if not (float(core * s).is_integer() and float(ov * s).is_integer()):
+            raise ValueError(
+                f"tile {t} and overlap {ov} must be multiples of {1 / s:g} for {m.spec.name}, "
+                f"whose outputs come at {s:g}× its input sampling"
+            )
+        oh, ow = _out_size(h, s), _out_size(w, s)
         result: dict[str, np.ndarray] = {}
         for y0 in range(0, h, core):
             for x0 in range(0, w, core):
                 ys, xs = max(0, y0 - ov), max(0, x0 - ov)
                 ye, xe = min(h, y0 + core + ov), min(w, x0 + core + ov)
                 part = self._run(m, x[ys:ye, xs:xe], outs)
-                cy0, cx0 = y0 - ys, x0 - xs
-                cy1, cx1 = cy0 + min(core, h - y0), cx0 + min(core, w - x0)
+                # the tile's core, in output pixels of the whole image and of the tile
+                oy0, ox0 = round(y0 * s), round(x0 * s)
+                oy1, ox1 = min(oh, round((y0 + core) * s)), min(ow, round((x0 + core) * s))
+                cy0, cx0 = oy0 - round(ys * s), ox0 - round(xs * s)
                 for o, r in part.items():
                     if o not in result:
-                        result[o] = np.empty((*r.shape[:-2], h, w), np.float32)
-                    result[o][..., y0 : y0 + cy1 - cy0, x0 : x0 + cx1 - cx0] = r[
-                        ..., cy0:cy1, cx0:cx1
+                        result[o] = np.empty((*r.shape[:-2], oh, ow), np.float32)
+                    result[o][..., oy0:oy1, ox0:ox1] = r[
+                        ..., cy0 : cy0 + oy1 - oy0, cx0 : cx0 + ox1 - ox0
                     ]
         return result
+
+
+def _out_size(n: int, scale: float) -> int:
+    """Output pixels for ``n`` input pixels (a partial output pixel counts)."""
+    return math.ceil(n * scale - 1e-9)
 
 
 def _squeeze(r: np.ndarray) -> np.ndarray:

@@ -46,8 +46,10 @@ class ModelError(LiveaugError):
 class ModelSpec:
     """What liveaug needs to run one bioimage.io ONNX model.
 
-    ``roles`` maps liveaug roles to output tensor ids; ``pixel_size_um`` is the working sampling
-    (frames are binned towards it); ``stride`` is the multiple that height and width must have.
+    ``roles`` maps liveaug roles to output tensor ids; ``pixel_size_um`` is the input's working
+    sampling (frames are binned towards it); ``stride`` is the multiple that height and width must
+    have; ``output_scale`` is output pixels per input pixel (0.5 when the outputs come at half the
+    input's sampling, as the rdf's axis scales declare).
     """
 
     name: str
@@ -64,6 +66,7 @@ class ModelSpec:
     pixel_size_um: float | None
     stride: int
     min_size: int
+    output_scale: float
     test_input: Path | None
     test_outputs: dict[str, Path] = field(default_factory=dict)
     rdf: dict[str, Any] = field(default_factory=dict, repr=False)
@@ -273,6 +276,7 @@ def _parse(rdf: dict[str, Any], rdf_path: Path, *, verify_sha: bool) -> ModelSpe
         if o.get("test_tensor")
     }
     px = lv.get("pixel_size_um")
+    output_scale = _output_scale(inp, [o for o in outputs if o["id"] in roles.values()], rdf_path)
     return ModelSpec(
         name=str(rdf.get("name") or folder.name),
         folder=folder,
@@ -288,6 +292,7 @@ def _parse(rdf: dict[str, Any], rdf_path: Path, *, verify_sha: bool) -> ModelSpe
         pixel_size_um=None if px is None else float(px),
         stride=stride,
         min_size=min_size,
+        output_scale=output_scale,
         test_input=folder / test_in if test_in else None,
         test_outputs=test_outs,
         rdf=rdf,
@@ -345,6 +350,28 @@ def _spatial_step(inp: dict[str, Any], rdf_path: Path) -> tuple[int, int]:
                 MALFORMED_FIX,
             )
     return found.get("y", (1, 1))
+
+
+def _output_scale(inp: dict[str, Any], outputs: list[dict[str, Any]], rdf_path: Path) -> float:
+    """Output pixels per input pixel, from the space axes' ``scale`` (bioimage.io 0.5: an output
+    axis whose size references the input has ``size = ref.size × ref.scale / scale``).
+
+    liveaug hands all maps of a frame over with one scale, so the role outputs must agree.
+    """
+
+    def y_scale(tensor: dict[str, Any]) -> float:
+        y = next(a for a in tensor.get("axes") or [] if a.get("id") == "y")
+        return float(y.get("scale", 1.0) or 1.0)
+
+    in_scale = y_scale(inp)
+    ratios = {round(in_scale / y_scale(o), 6) for o in outputs}
+    if len(ratios) > 1:
+        raise ModelError(
+            f"{rdf_path}: outputs come at different scales ({sorted(ratios)} output pixels per "
+            "input pixel); liveaug needs one scale for all role outputs",
+            "split the model into one description per output scale",
+        )
+    return ratios.pop() if ratios else 1.0
 
 
 def compare_outputs(

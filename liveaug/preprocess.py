@@ -43,11 +43,11 @@ def zero_mean_unit_variance(x: np.ndarray, eps: float = ZMUV_EPS) -> np.ndarray:
     return ((x - np.float32(mean)) / np.float32(std + eps)).astype(np.float32)
 
 
-def bin_factor(pixel_size_um: float | None, model_pixel_um: float, default: int = 2) -> int:
-    """Integer binning that brings a frame closest to the model's working pixel size.
+def bin_factor(pixel_size_um: float | None, model_pixel_um: float, default: int = 1) -> int:
+    """Integer binning that brings a frame closest to the model's input pixel size.
 
-    Unknown pixel size → ``default`` (the factor the shipped models were trained for at the
-    simulator's 0.65 µm/px).
+    Unknown pixel size → ``default`` (1: the frame goes in as it comes, as the shipped models
+    take the simulator's 0.65 µm/px unbinned).
     """
     if not pixel_size_um or pixel_size_um <= 0:
         return default

@@ -73,7 +73,7 @@ def test_only_wanted_roles_are_computed(predictor, frame):
 def test_odd_sizes_are_padded_and_cropped(predictor):
     img = np.random.default_rng(0).integers(200, 3000, (301, 203)).astype(np.uint16)
     pred = predictor.predict(img)
-    assert pred.maps["membrane"].shape == (150, 101)
+    assert pred.maps["membrane"].shape == (151, 102)
 
 
 def test_full_resolution_tiles_match_one_pass_when_tile_covers_frame(frame):
@@ -81,8 +81,9 @@ def test_full_resolution_tiles_match_one_pass_when_tile_covers_frame(frame):
     tiled = Predictor([SHIPPED], resolution="full", tile=160, overlap=48, threads=1).predict(
         frame, ["dapi"]
     )
-    assert one.scale == tiled.scale == 1.0
-    assert one.maps["dapi"].shape == tiled.maps["dapi"].shape == frame.shape
+    assert one.scale == tiled.scale == 0.5
+    half = (frame.shape[0] // 2, frame.shape[1] // 2)
+    assert one.maps["dapi"].shape == tiled.maps["dapi"].shape == half
     # tiles see less context at their seams, but overlap keeps them close to the one-pass map
     assert pearson(one.maps["dapi"], tiled.maps["dapi"]) > 0.97
 
@@ -210,7 +211,7 @@ def test_fixed_size_input_is_refused_at_load(broken, axis):
 
 
 def test_onnxruntime_run_failure_is_one_model_error(broken):
-    # the graph needs multiples of 16; an rdf claiming 8 lets a 24×24 input reach onnxruntime
+    # the graph needs multiples of 32; an rdf claiming 8 lets a 48×48 input reach onnxruntime
     def step_8(rdf):
         for a in rdf["inputs"][0]["axes"][2:]:
             a["size"] = {"min": 8, "step": 8}
@@ -220,10 +221,24 @@ def test_onnxruntime_run_failure_is_one_model_error(broken):
     with pytest.raises(
         ModelError,
         match=r"weights\.onnx: onnxruntime failed to run it on a "
-        r"1×1×24×24 input",
+        r"1×1×48×48 input",
     ) as info:
         pred.predict(np.ones((48, 48), np.float32))
     assert info.value.fix and "rdf.yaml" in info.value.fix
+
+
+def test_outputs_at_different_scales_are_refused_at_load(broken):
+    # one Prediction carries one scale; a model whose role outputs disagree cannot be shown
+    edit_rdf(broken, lambda rdf: rdf["outputs"][1]["axes"][2].update(scale=2.6))
+    with pytest.raises(ModelError, match=r"rdf\.yaml: outputs come at different scales"):
+        load_model(broken)
+
+
+def test_tiles_must_land_on_whole_output_pixels(frame):
+    # the shipped model answers at half its input sampling: an odd tile core would split pixels
+    pred = Predictor([SHIPPED], resolution="full", tile=161, overlap=48, threads=1)
+    with pytest.raises(ValueError, match="must be multiples of 2"):
+        pred.predict(frame, ["dapi"])
 
 
 def test_user_model_without_liveaug_block_loads_by_output_ids(broken):

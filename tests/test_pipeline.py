@@ -113,7 +113,13 @@ def test_a_failing_subscriber_never_stops_the_pipeline():
     for sig in (pipe.frame_acquired, pipe.result_ready, pipe.event):
         sig.connect(broken)
     with pipe:
-        time.sleep(0.5)
+        # keeps going: wait for the counts rather than a fixed time (a loaded machine is slow)
+        deadline = time.monotonic() + 10.0
+        while time.monotonic() < deadline:
+            stats = pipe.stats()
+            if stats["acquired"] >= 10 and stats["analysed"] >= 5:
+                break
+            time.sleep(0.05)
     stats = pipe.stats()
     assert stats["acquired"] >= 10 and stats["analysed"] >= 5
     assert stats["subscriber_errors"] >= stats["acquired"] + stats["analysed"]

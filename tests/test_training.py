@@ -37,7 +37,9 @@ def cache(tmp_path_factory):
 
 
 def test_cache_layout(cache):
-    assert cache["x"].shape == (2, 64, 64)
+    # the input at frame sampling, the targets at the models' output sampling (binned 2 × 2)
+    assert cache["x"].shape == (2, 128, 128)
+    assert cache["dapi"].shape == cache["phase"].shape == (2, 64, 64)
     assert abs(float(cache["x"][0].astype(np.float32).mean())) < 1e-2
     assert set(np.unique(cache["phase"])) <= {0, 1, 2, 3, 4, IGNORE}
     assert set(np.unique(cache["apoptosis"])) <= {0, 1}
@@ -60,7 +62,7 @@ def test_train_export_check_package(cache, tmp_path):
     proto = onnx.load(str(onnx_path))
     assert proto.ir_version == 10
     assert max(o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")) >= 17
-    x = np.random.default_rng(0).standard_normal((1, 1, 80, 112)).astype(np.float32)
+    x = np.random.default_rng(0).standard_normal((1, 1, 96, 128)).astype(np.float32)
     diffs = check_against_torch(model2, onnx_path, x)
     assert max(diffs.values()) < 1e-4
     img = np.random.default_rng(1).uniform(500, 1500, (64, 96)).astype(np.float32)
@@ -70,10 +72,11 @@ def test_train_export_check_package(cache, tmp_path):
         img,
         name="smoke test model",
         description="tiny model from the training smoke test",
-        pixel_size_um=1.3,
+        pixel_size_um=0.65,
         card="# smoke\n",
     )
     spec = load_model(folder)
+    assert spec.output_scale == 0.5  # from the rdf's axis scales (1.3 out / 0.65 in)
     check_model(spec)
     pred = Predictor([folder], threads=1).predict(np.full((128, 128), 1000, np.uint16))
     assert pred.maps["phase"].shape == (5, 64, 64)

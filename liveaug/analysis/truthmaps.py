@@ -37,7 +37,7 @@ class TruthPredictor:
         The simulated camera's settings (``SimulationConfig.to_dict()["camera"]``), which fix
         how ADU convert to photo-electrons; simulator defaults when absent.
     factor : int
-        Binning, as the shipped models bin frames (2 at 0.65 µm/px → 1.3 µm/px).
+        Binning to the shipped models' output sampling (2 at 0.65 µm/px → 1.3 µm/px).
     """
 
     provider = "truth"

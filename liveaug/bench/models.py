@@ -30,8 +30,8 @@ def model_benchmarks(
 ) -> dict[str, Any]:
     """Median/p95 ms per case; keys name the model, provider, size and outputs fetched.
 
-    Each case includes the engine's preprocessing (binning and normalisation), i.e. what the
-    pipeline pays per frame.
+    Each case includes the engine's preprocessing (binning where needed, normalisation), i.e.
+    what the pipeline pays per frame.
     """
     report = probe_providers()
     out: dict[str, Any] = {"providers": report.line()}

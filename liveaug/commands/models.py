@@ -68,7 +68,8 @@ def _info(args: argparse.Namespace) -> int:
     print(f"  weights   {spec.weights.name}  sha256 {spec.sha256}")
     print(
         f"  input     {spec.input_id} axes {', '.join(spec.input_axes)}; H, W = "
-        f"{spec.min_size} + k·{spec.stride}; working pixel size {spec.pixel_size_um} µm"
+        f"{spec.min_size} + k·{spec.stride}; input pixel size {spec.pixel_size_um} µm; "
+        f"outputs at {spec.output_scale:g}× its sampling"
     )
     print("  preprocessing " + ", ".join(str(p.get("id")) for p in spec.preprocessing))
     for oid in spec.outputs:

@@ -1,9 +1,10 @@
-"""Training data from the simulated microscope: wide settings, cached as binned arrays.
+"""Training data from the simulated microscope: wide settings, cached as arrays.
 
 Every session draws its own optics, camera and biology from wide ranges (defocus, photon budget,
 illumination, density, bit depth, pixel size …) so the models cannot learn one setting by heart.
-Frames are prepared exactly as the inference engine prepares them (:mod:`liveaug.preprocess`),
-and the targets are put on physical scales that do not depend on the camera:
+Frames are prepared exactly as the inference engine prepares them (:mod:`liveaug.preprocess`)
+at the frame's own sampling; the targets are binned to the models' output sampling and put on
+physical scales that do not depend on the camera:
 
 - ``dapi`` / ``membrane``: background-subtracted photo-electrons over the stain's peak photons;
 - ``phase``: 0 background, 1..4 = G1, S, G2, M, 255 = ignore (apoptotic cells: their phase is
@@ -27,10 +28,11 @@ from liveaug.frame import Frame
 from liveaug.preprocess import bin_image, bin_labels, zero_mean_unit_variance
 from liveaug.sources.simulated import SimulatedMicroscope, SimulationConfig
 
-#: Binning applied to every simulated frame: the models work at ~1.3 µm/px (0.65 µm/px × 2).
+#: Input pixels per output pixel: the models take frames at 0.65 µm/px and answer at 1.3 µm/px
+#: (the network's stride-2 stem), so the targets are binned by this factor.
 BIN = 2
-#: Working pixel size the shipped models are trained for (µm/px after binning).
-MODEL_PIXEL_UM = 1.3
+#: Input pixel size the shipped models are trained for (µm/px, the simulator's sampling).
+INPUT_PIXEL_UM = 0.65
 IGNORE = 255
 #: Seeds of training sessions start here; evaluation uses seeds below it (never trained on).
 TRAIN_SEED0 = 100_000
@@ -98,7 +100,7 @@ def eval_config(seed: int, *, shifted: bool = False, size: int = 512) -> Simulat
 
 @dataclass(frozen=True)
 class Sample:
-    """One frame prepared for training, at model resolution."""
+    """One frame prepared for training: ``x`` at frame sampling, targets binned by :data:`BIN`."""
 
     x: np.ndarray
     dapi: np.ndarray
@@ -116,11 +118,11 @@ def stain_scale(config: SimulationConfig) -> tuple[float, float, float]:
 
 
 def prepare(frame: Frame, config: SimulationConfig, factor: int = BIN) -> Sample:
-    """Binned, normalised input and physical-scale targets for one simulated frame."""
+    """Normalised input and binned, physical-scale targets for one simulated frame."""
     t = frame.truth
     if t is None:
         raise ValueError("frame has no truth")
-    x = zero_mean_unit_variance(bin_image(frame.image, factor))
+    x = zero_mean_unit_variance(frame.image)
     offset, e_per_adu, bg = stain_scale(config)
     peak = config.camera.fluo_photons
 

@@ -5,10 +5,13 @@ size), and a shared encoder costs one forward pass instead of four (measured in 
 and ``liveaug bench``). Each role is its own ONNX output, so the pipeline fetches only the maps
 whose overlays are on.
 
-The encoder downsamples 16× (five levels), which gives each pixel a receptive field of about two
-cell diameters at the working sampling (1.3 µm/px): phase is a property of the whole cell
-(nuclear dry mass and cell size), not of one pixel. Skips are added (not concatenated) to keep
-the decoder cheap on two CPU cores.
+The input is the unbinned frame (0.65 µm/px): a learned stride-2 stem keeps the fine
+brightfield detail that 2 × 2 binning averages away (thin membranes, the first shrinking of a
+dying cell), and the outputs come at half the input sampling (1.3 µm/px), where the rest of the
+network, the analysis and the overlays work. Below the stem the encoder downsamples 16× (five
+levels), which gives each pixel a receptive field of about two cell diameters: phase is a
+property of the whole cell (nuclear dry mass and cell size), not of one pixel. Skips are added
+(not concatenated) to keep the decoder cheap on two CPU cores.
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ from torch import nn
 #: Output names in order; they are the liveaug roles (``liveaug.frame.ROLES``).
 OUTPUTS: tuple[str, ...] = ("dapi", "membrane", "phase", "apoptosis")
 #: Spatial stride of the network: input height and width must be multiples of it.
-STRIDE = 16
+STRIDE = 32
 
 
 def _conv(cin: int, cout: int) -> nn.Sequential:
@@ -31,29 +34,35 @@ def _conv(cin: int, cout: int) -> nn.Sequential:
 
 
 class UNet(nn.Module):
-    """Brightfield ``(N, 1, H, W)`` → ``dapi``, ``membrane`` ``(N, 1, H, W)``, ``phase``
-    ``(N, 5, H, W)`` softmax probabilities, ``apoptosis`` ``(N, 1, H, W)`` probability."""
+    """Brightfield ``(N, 1, H, W)`` → ``dapi``, ``membrane`` ``(N, 1, H/2, W/2)``, ``phase``
+    ``(N, 5, H/2, W/2)`` softmax probabilities, ``apoptosis`` ``(N, 1, H/2, W/2)`` probability."""
 
     def __init__(self, widths: tuple[int, ...] = (16, 32, 48, 64, 96), n_phase: int = 5) -> None:
         super().__init__()
         self.widths = widths
-        self.stem = nn.Sequential(_conv(1, widths[0]), _conv(widths[0], widths[0]))
+        w0 = widths[0]
+        self.stem = nn.Sequential(
+            nn.Conv2d(1, w0, 4, stride=2, padding=1, bias=False),
+            nn.BatchNorm2d(w0),
+            nn.ReLU(inplace=True),
+            _conv(w0, w0),
+        )
         self.down = nn.ModuleList(
             nn.Sequential(nn.MaxPool2d(2), _conv(a, b), _conv(b, b)) for a, b in pairwise(widths)
         )
         self.lateral = nn.ModuleList(nn.Conv2d(b, a, 1, bias=False) for a, b in pairwise(widths))
         self.up = nn.Upsample(scale_factor=2, mode="nearest")
         self.fuse = nn.ModuleList(_conv(a, a) for a in widths[:-1])
-        w0 = widths[0]
         self.head_dapi = nn.Conv2d(w0, 1, 1)
         self.head_membrane = nn.Conv2d(w0, 1, 1)
         self.head_phase = nn.Sequential(
             _conv(widths[1], widths[1]), nn.Conv2d(widths[1], n_phase, 1)
         )
         self.head_apoptosis = nn.Conv2d(widths[1], 1, 1)
-        # per-class logit offsets for balanced per-cell phase calls, fitted after training on
-        # training-distribution frames (``liveaug.training.pipeline.calibrate_phase_bias``)
+        # logit offsets for balanced per-cell phase calls and the best per-cell apoptosis F1,
+        # fitted after training on training-distribution frames (``pipeline.calibrate``)
         self.register_buffer("phase_bias", torch.zeros(n_phase), persistent=False)
+        self.register_buffer("apoptosis_bias", torch.zeros(1), persistent=False)
 
     def logits(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         """Raw head outputs (phase and apoptosis as logits) for the losses."""
@@ -81,5 +90,5 @@ class UNet(nn.Module):
             out["dapi"],
             out["membrane"],
             torch.softmax(out["phase"] + self.phase_bias.view(1, -1, 1, 1), dim=1),
-            torch.sigmoid(out["apoptosis"]),
+            torch.sigmoid(out["apoptosis"] + self.apoptosis_bias),
         )

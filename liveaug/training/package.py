@@ -1,7 +1,8 @@
 """Write a trained, exported model as a bioimage.io 0.5 model folder liveaug and zoo tools read.
 
 The folder holds ``rdf.yaml`` (axes, zero-mean-unit-variance preprocessing, ONNX weights with
-sha256, test tensors, authors, licence, liveaug's role mapping and working pixel size), the
+sha256, test tensors, authors, licence, liveaug's role mapping and input pixel size; the outputs'
+axes declare half the input's sampling, so zoo tools size them from the input), the
 weights, ``test_input.npy`` / ``test_output_<role>.npy`` and ``README.md`` (the model card).
 """
 
@@ -18,6 +19,7 @@ import yaml
 from liveaug.frame import PHASE_CLASSES
 from liveaug.inference import CPU, open_session, preprocess
 from liveaug.model_zoo import load_model, sha256_of
+from liveaug.training.data import BIN
 from liveaug.training.export import INPUT, OPSET
 from liveaug.training.model import OUTPUTS, STRIDE
 
@@ -52,7 +54,10 @@ def write_model_folder(
     card: str,
     extra_config: dict[str, Any] | None = None,
 ) -> Path:
-    """Create ``folder`` from the ONNX file and a raw (binned, unnormalised) test image."""
+    """Create ``folder`` from the ONNX file and a raw (unnormalised) test image.
+
+    ``pixel_size_um`` is the input's sampling; the outputs come at ``BIN`` times it.
+    """
     folder.mkdir(parents=True, exist_ok=True)
     weights = folder / "weights.onnx"
     if onnx_path.resolve() != weights.resolve():
@@ -96,7 +101,7 @@ def write_model_folder(
         "inputs": [
             {
                 "id": INPUT,
-                "description": "brightfield intensity (camera counts, float32), binned to "
+                "description": "brightfield intensity (camera counts, float32) at "
                 f"{pixel_size_um} µm/px",
                 "axes": [
                     {"type": "batch"},
@@ -116,8 +121,8 @@ def write_model_folder(
                 "axes": [
                     {"type": "batch"},
                     {"type": "channel", "channel_names": OUTPUT_INFO[role][0]},
-                    _space("y", pixel_size_um, {"tensor_id": INPUT, "axis_id": "y"}),
-                    _space("x", pixel_size_um, {"tensor_id": INPUT, "axis_id": "x"}),
+                    _space("y", pixel_size_um * BIN, {"tensor_id": INPUT, "axis_id": "y"}),
+                    _space("x", pixel_size_um * BIN, {"tensor_id": INPUT, "axis_id": "x"}),
                 ],
                 "test_tensor": _file(folder / f"test_output_{role}.npy"),
                 "data": {"type": "float32"},

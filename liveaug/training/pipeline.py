@@ -6,6 +6,7 @@ import json
 import os
 import platform
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -13,11 +14,10 @@ import numpy as np
 
 from liveaug.inference import Predictor
 from liveaug.model_eval import TARGETS, measure
-from liveaug.preprocess import bin_image
 from liveaug.sources.simulated import SimulatedMicroscope
 from liveaug.training.data import (
     BIN,
-    MODEL_PIXEL_UM,
+    INPUT_PIXEL_UM,
     SHIFTED,
     TRAIN_RANGES,
     eval_config,
@@ -32,11 +32,11 @@ from liveaug.training.train import TrainConfig
 TEST_TENSOR_SEED = 8999
 
 
-def test_image(size: int = 128) -> np.ndarray:
-    """A raw binned brightfield crop from a held-out session, as the model's test input."""
+def test_image(size: int = 256) -> np.ndarray:
+    """A raw brightfield crop from a held-out session, as the model's test input."""
     sim = SimulatedMicroscope(eval_config(TEST_TENSOR_SEED))
     sim.open()
-    img = bin_image(sim.read().image, BIN)
+    img = sim.read().image
     y0, x0 = (img.shape[0] - size) // 2, (img.shape[1] - size) // 2
     return img[y0 : y0 + size, x0 : x0 + size]
 
@@ -44,15 +44,25 @@ def test_image(size: int = 128) -> np.ndarray:
 CALIB_SEED0 = 300_000
 
 
-def calibrate_phase_bias(
-    model: UNet, n_sessions: int = 8, n_frames: int = 3, threads: int = 2
-) -> tuple[np.ndarray, dict[str, float]]:
-    """Per-class phase logit offsets that maximise per-cell balanced accuracy.
+@dataclass(frozen=True)
+class Calibration:
+    """Logit offsets fitted after training, and the calibration cells' scores before / after."""
+
+    phase_offsets: np.ndarray
+    """Added to the phase logits, over :data:`~liveaug.frame.PHASE_CLASSES`."""
+    apoptosis_offset: float
+    """Added to the apoptosis logit."""
+    stats: dict[str, float]
+
+
+def calibrate(model: UNet, n_sessions: int = 8, n_frames: int = 3, threads: int = 2) -> Calibration:
+    """Logit offsets for balanced per-cell phase calls and the best per-cell apoptosis F1.
 
     Fitted on fresh *training-distribution* sessions (seeds from 300000, never the evaluation
-    seeds): the network's probabilities follow the class frequencies it was trained on, and a
-    balanced-accuracy decision needs them re-weighted (logit adjustment). Only S and G2 are
-    shifted; background, G1 and M keep 0. Returns (offsets over PHASE_CLASSES, BA before/after).
+    seeds): the network's probabilities follow the class frequencies it was trained on, and the
+    per-cell decisions (argmax over G1/S/G2/M; mean apoptosis probability > 0.5) need them
+    re-weighted (logit adjustment). Phase: only S and G2 are shifted, background, G1 and M keep
+    0, to maximise balanced accuracy; apoptosis: one offset, to maximise F1.
     """
     import torch
 
@@ -60,9 +70,10 @@ def calibrate_phase_bias(
 
     torch.set_num_threads(threads)
     rng = np.random.default_rng(CALIB_SEED0)
-    logp, truth = [], []
-    saved = model.phase_bias.clone()
+    logp, truth, apo_cells = [], [], []
+    saved = model.phase_bias.clone(), model.apoptosis_bias.clone()
     model.phase_bias.zero_()
+    model.apoptosis_bias.zero_()
     for s in range(n_sessions):
         cfg = sample_config(rng, seed=CALIB_SEED0 + s)
         sim = SimulatedMicroscope(cfg)
@@ -71,7 +82,8 @@ def calibrate_phase_bias(
             frame = sim.read()
             sample = prepare(frame, cfg)
             with torch.no_grad():
-                probs = model(torch.from_numpy(sample.x[None, None]))[2][0].numpy()
+                out = model(torch.from_numpy(sample.x[None, None]))
+            probs, p_apo = out[2][0].numpy(), out[3][0, 0].numpy().astype(np.float64)
             t = frame.truth
             assert t is not None
             lab = bin_labels(t.cell_labels, BIN).astype(np.int64)
@@ -79,8 +91,8 @@ def calibrate_phase_bias(
             border = np.unique(np.concatenate([lab[0], lab[-1], lab[:, 0], lab[:, -1]]))
             area = np.bincount(lab.ravel(), minlength=n)
             ids = t.cells["cell_id"].astype(np.int64)
-            ok = (ids < n) & ~np.isin(ids, border) & ~t.cells["apoptotic"].astype(bool)
-            ok &= area[np.minimum(ids, n - 1)] > 0
+            apoptotic = t.cells["apoptotic"].astype(bool)
+            ok = (ids < n) & ~np.isin(ids, border) & (area[np.minimum(ids, n - 1)] > 0)
             means = np.stack(
                 [
                     np.bincount(lab.ravel(), weights=probs[c].ravel(), minlength=n)
@@ -88,14 +100,28 @@ def calibrate_phase_bias(
                     for c in range(1, 5)
                 ]
             )
-            logp.append(np.log(means[:, ids[ok]] + 1e-6).T)
-            truth.append(t.cells["phase"][ok].astype(int))
-    model.phase_bias.copy_(saved)
+            logp.append(np.log(means[:, ids[ok & ~apoptotic]] + 1e-6).T)
+            truth.append(t.cells["phase"][ok & ~apoptotic].astype(int))
+            logit = np.log(np.clip(p_apo, 1e-7, 1 - 1e-7) / np.clip(1 - p_apo, 1e-7, 1))
+            apo_cells.append((lab, logit, area, ids[ok], apoptotic[ok]))
+    model.phase_bias.copy_(saved[0])
+    model.apoptosis_bias.copy_(saved[1])
     lp, yt = np.concatenate(logp), np.concatenate(truth)
 
     def balanced(b: np.ndarray) -> float:
         yp = (lp + b).argmax(1)
         return float(np.mean([(yp[yt == c] == c).mean() for c in range(4) if (yt == c).any()]))
+
+    def f1(b: float) -> float:
+        tp = fp = fn = 0
+        for lab, logit, area, cell_ids, is_apo in apo_cells:
+            p = 1.0 / (1.0 + np.exp(-(logit + b)))
+            mean = np.bincount(lab.ravel(), weights=p.ravel(), minlength=area.size)
+            called = mean[cell_ids] / np.maximum(area[cell_ids], 1) > 0.5
+            tp += int((called & is_apo).sum())
+            fp += int((called & ~is_apo).sum())
+            fn += int((~called & is_apo).sum())
+        return 2 * tp / max(1, 2 * tp + fp + fn)
 
     grid = np.round(np.arange(-0.5, 2.01, 0.1), 2)
     best = (balanced(np.zeros(4)), 0.0, 0.0)
@@ -104,8 +130,23 @@ def calibrate_phase_bias(
             score = balanced(np.array([0.0, bs, bg2, 0.0]))
             if score > best[0] + 1e-9:
                 best = (score, float(bs), float(bg2))
-    offsets = np.array([0.0, 0.0, best[1], best[2], 0.0], np.float32)
-    return offsets, {"before": balanced(np.zeros(4)), "after": best[0], "cells": int(yt.size)}
+    apo_best = (f1(0.0), 0.0)
+    for b in np.round(np.arange(-2.0, 2.01, 0.1), 2):
+        score = f1(float(b))
+        if score > apo_best[0] + 1e-9:
+            apo_best = (score, float(b))
+    return Calibration(
+        phase_offsets=np.array([0.0, 0.0, best[1], best[2], 0.0], np.float32),
+        apoptosis_offset=apo_best[1],
+        stats={
+            "before": balanced(np.zeros(4)),
+            "after": best[0],
+            "cells": int(yt.size),
+            "apoptosis_f1_before": f1(0.0),
+            "apoptosis_f1_after": apo_best[0],
+            "apoptotic_cells": int(sum(int(c[4].sum()) for c in apo_cells)),
+        },
+    )
 
 
 def quantize_int8(fp32: Path, out: Path, n_calib: int = 16) -> Path:
@@ -155,7 +196,7 @@ def quantize_int8(fp32: Path, out: Path, n_calib: int = 16) -> Path:
 
 
 def speed(folder: Path, threads: int = 2, repeats: int = 30) -> dict[str, float]:
-    """Median ms of all four predictions on a 512² frame (binned to 256²), this machine."""
+    """Median ms of all four predictions on a 512² frame, this machine."""
     from liveaug.timing import time_calls
 
     pred = Predictor([folder], threads=threads)
@@ -181,8 +222,10 @@ def finish_model(
     """Export, check, package, evaluate (fp32 and int8) and write the card; returns figures."""
     import torch
 
-    offsets, calib = calibrate_phase_bias(model, threads=cfg.threads)
+    cal = calibrate(model, threads=cfg.threads)
+    offsets = cal.phase_offsets
     model.phase_bias.copy_(torch.from_numpy(offsets))
+    model.apoptosis_bias.fill_(cal.apoptosis_offset)
     onnx_path = export_onnx(model, work / "weights.onnx")
     rng = np.random.default_rng(0)
     diffs = check_against_torch(model, onnx_path, rng.standard_normal((2, 1, 96, 160)), atol=1e-4)
@@ -193,9 +236,9 @@ def finish_model(
         "Trained on simulated brightfield only."
     )
     extra = {
-        "bin_from_um": 0.65,
         "train_steps": cfg.steps,
         "phase_logit_offsets": [round(float(v), 3) for v in offsets],
+        "apoptosis_logit_offset": round(cal.apoptosis_offset, 3),
     }
     name = "liveaug brightfield four-head U-Net"
     write_model_folder(
@@ -204,7 +247,7 @@ def finish_model(
         img,
         name=name,
         description=desc,
-        pixel_size_um=MODEL_PIXEL_UM,
+        pixel_size_um=INPUT_PIXEL_UM,
         card="# pending evaluation\n",
         extra_config=extra,
     )
@@ -213,7 +256,11 @@ def finish_model(
     report: dict[str, Any] = {
         "accuracy": {"fp32": acc},
         "onnx_vs_torch_max_abs": diffs,
-        "phase_calibration": {"offsets": offsets.tolist(), **calib},
+        "calibration": {
+            "offsets": offsets.tolist(),
+            "apoptosis_offset": cal.apoptosis_offset,
+            **cal.stats,
+        },
     }
     if int8:
         q_out = out.parent / f"{out.name}-int8"
@@ -224,7 +271,7 @@ def finish_model(
             img,
             name=name + " (int8)",
             description=desc + " Static int8 quantisation (QDQ) of liveaug-bf4.",
-            pixel_size_um=MODEL_PIXEL_UM,
+            pixel_size_um=INPUT_PIXEL_UM,
             card="# pending evaluation\n",
             extra_config=extra,
         )
@@ -252,7 +299,7 @@ def finish_model(
             name=name + ("" if variant == "fp32" else " (int8)"),
             description=desc
             + ("" if variant == "fp32" else " Static int8 quantisation (QDQ) of liveaug-bf4."),
-            pixel_size_um=MODEL_PIXEL_UM,
+            pixel_size_um=INPUT_PIXEL_UM,
             card=card,
             extra_config={**extra, "accuracy": _card_figures(report["accuracy"][variant])},
         )
@@ -311,12 +358,17 @@ def model_card(report: dict[str, Any], variant: str) -> str:
         else "float32 ONNX, opset 17, IR 10."
     )
     n_eval, f_eval = meta["eval"]["sessions"], meta["eval"]["frames"]
-    cal = report.get("phase_calibration", {})
+    cal = report.get("calibration", {})
     offs = cal.get("offsets", [0.0] * 5)
     offsets_note = (
         f"S {offs[2] + 0.0:+.1f}, G2 {offs[3] + 0.0:+.1f}; balanced accuracy on the "
         "calibration cells "
         f"{cal.get('before', float('nan')):.3f} → {cal.get('after', float('nan')):.3f}"
+    )
+    apo_note = (
+        f"{cal.get('apoptosis_offset', 0.0) + 0.0:+.1f}; per-cell F1 on the calibration cells "
+        f"{cal.get('apoptosis_f1_before', float('nan')):.3f} → "
+        f"{cal.get('apoptosis_f1_after', float('nan')):.3f}"
     )
     dz_shift, ph_shift = SHIFTED["optics__defocus_um"], SHIFTED["camera__photons"]
     return f"""# liveaug brightfield four-head U-Net{" (int8)" if variant == "int8" else ""}
@@ -325,20 +377,24 @@ From one brightfield frame this model predicts what would otherwise need dyes an
 
 | output (role) | shape | meaning |
 | --- | --- | --- |
-| `dapi` | (N, 1, H, W) | virtual DAPI: background-subtracted photons / G1 nucleus peak |
-| `membrane` | (N, 1, H, W) | virtual membrane stain |
-| `phase` | (N, 5, H, W) | per-pixel probabilities of background, G1, S, G2, M (softmax) |
-| `apoptosis` | (N, 1, H, W) | per-pixel probability of belonging to an apoptotic cell |
+| `dapi` | (N, 1, H/2, W/2) | virtual DAPI: background-subtracted photons / G1 nucleus peak |
+| `membrane` | (N, 1, H/2, W/2) | virtual membrane stain |
+| `phase` | (N, 5, H/2, W/2) | per-pixel probabilities of background, G1, S, G2, M (softmax) |
+| `apoptosis` | (N, 1, H/2, W/2) | per-pixel probability of belonging to an apoptotic cell |
 
-Input: one brightfield channel (camera counts as float32), **binned to 1.3 µm/px** (2 × 2 at
-the simulator's 0.65 µm/px; liveaug bins automatically from the frame's pixel size), height and
-width multiples of 16 (≥ 64). Preprocessing: zero-mean, unit-variance over the whole image.
-Architecture: U-Net, five levels (16× downsampling), widths {tuple(meta["train_config"]["widths"])},
-one shared backbone; stains from the full-resolution decoder, phase and apoptosis from the
-half-resolution decoder. {weights_note}
-Phase logits carry fixed per-class offsets ({offsets_note}), fitted after training on fresh
-training-distribution sessions (seeds 300000+, never the evaluation seeds) so that per-cell
-calls are balanced across G1/S/G2/M instead of following the training class frequencies.
+Input: one brightfield channel (camera counts as float32) at **0.65 µm/px**, the simulator's
+sampling, unbinned (liveaug bins finer frames towards it from the frame's pixel size); height
+and width multiples of {BIN * 16} (≥ 64). Outputs come at half the input's sampling (1.3 µm/px),
+as the rdf's axis scales declare. Preprocessing: zero-mean, unit-variance over the whole image.
+Architecture: a stride-2 stem (4 × 4 convolution) that keeps the fine brightfield detail 2 × 2
+binning would average away, then a U-Net, five levels (16× downsampling), widths
+{tuple(meta["train_config"]["widths"])}, one shared backbone; stains from the finest decoder
+level (1.3 µm/px), phase and apoptosis from the next one (2.6 µm/px, upsampled). {weights_note}
+Phase logits carry fixed per-class offsets ({offsets_note}) and the apoptosis logit one offset
+({apo_note}), fitted after training on fresh training-distribution sessions (seeds 300000+,
+never the evaluation seeds) so that per-cell calls are balanced across G1/S/G2/M instead of
+following the training class frequencies, and apoptosis calls (mean probability inside the
+cell > 0.5) balance precision and recall for the best F1.
 
 ## Training data
 
@@ -358,10 +414,10 @@ Seeds ≥ 100000 are training sessions; every figure below is measured on held-o
 {n_eval} held-out sessions × {f_eval} frames per setting, 512 × 512 px.
 *In distribution*: simulator defaults (defocus 3 µm, 3000 photons, 12 bit). *Shifted*: defocus
 {dz_shift:g} µm (twice the trained maximum), {ph_shift:g} photons
-(a quarter of the least light trained on). Pearson r per image at model resolution (truth binned
-like the input), and at frame resolution (prediction upsampled). Per-cell figures use the mean
-probability inside the true cell mask; cells touching the border are left out, apoptotic cells
-are left out of phase.
+(a quarter of the least light trained on). Pearson r per image at model resolution (truth
+binned to the outputs' 1.3 µm/px), and at frame resolution (prediction upsampled). Per-cell
+figures use the mean probability inside the true cell mask; cells touching the border are left
+out, apoptotic cells are left out of phase.
 
 | figure | target | in distribution | shifted |
 | --- | --- | --- | --- |
@@ -374,7 +430,7 @@ Cells scored (in distribution): {ind.get("phase_cells")}, apoptotic
 
 ## Speed
 
-All four outputs for one 512 × 512 frame (binned to 256²), onnxruntime CPU provider, 2 threads,
+All four outputs for one 512 × 512 frame (outputs 256²), onnxruntime CPU provider, 2 threads,
 on the training machine ({meta["machine"]}), preprocessing included:
 
 {speed_lines}
@@ -382,7 +438,8 @@ on the training machine ({meta["machine"]}), preprocessing included:
 One backbone serves all four outputs: onnxruntime runs the whole graph whichever outputs are
 fetched, so switching overlays off saves nothing measurable (`liveaug bench` lists the cost per
 output). Four separate networks of this size, one per role, measured 44 ms for all four on the
-same machine (shared: 17 ms), which is why the backbone is shared.
+same machine (shared: 17 ms; both measured with the earlier binned-input version of this
+backbone), which is why the backbone is shared.
 
 ## Limits
 
@@ -390,12 +447,10 @@ same machine (shared: 17 ms), which is why the backbone is shared.
   cell lines and culture conditions will differ. Fine-tune on your own paired brightfield /
   fluorescence data before trusting the outputs (`liveaug.training` is the recipe).
 - Outside the trained settings (see the shifted column) accuracy drops.
-- Run it at its sampling (~1.3 µm/px, liveaug's default "speed" mode bins to it). Unbinned
-  0.65 µm/px frames ("full" mode) are outside its training: measured DAPI r 0.62, phase
-  balanced accuracy 0.41.
-- Virtual stains are blurrier than the true stains (thin membranes are sub-pixel at 1.3 µm/px)
-  and under-shoot the brightest nuclei (condensed mitotic and apoptotic chromatin), which is
-  what keeps Pearson r below the targets.
+- Run it at its sampling (0.65 µm/px in; liveaug bins finer frames towards it). Frames much
+  coarser than that are outside its training.
+- Virtual stains are blurrier than the true stains (the outputs are at 1.3 µm/px) and
+  under-shoot the brightest nuclei (condensed mitotic and apoptotic chromatin).
 - Phase is inferred from nuclear dry mass and cell size; cells at the G1/S and S/G2 boundaries
   are inherently ambiguous.
 

@@ -45,17 +45,22 @@ class TrainConfig:
 
 
 class Batches:
-    """Random crops with flips and 90° rotations from the cached arrays."""
+    """Random crops with flips and 90° rotations from the cached arrays.
+
+    ``crop`` is in target (output) pixels; the input crop covers the same field at the input's
+    finer sampling (``x`` is ``f`` times the targets' size, f = 2 for the shipped models).
+    """
 
     def __init__(self, data: dict[str, np.ndarray], crop: int, batch: int, seed: int) -> None:
         self.data = data
         self.crop, self.batch = crop, batch
         self.rng = np.random.default_rng(seed)
-        self.n, self.h, self.w = data["x"].shape
+        self.n, self.h, self.w = data["dapi"].shape
+        self.f = data["x"].shape[-1] // self.w
 
     def __call__(self) -> dict[str, torch.Tensor]:
         """One batch as float32 / int64 tensors."""
-        c, rng = self.crop, self.rng
+        c, f, rng = self.crop, self.f, self.rng
         out: dict[str, list[np.ndarray]] = {
             k: [] for k in ("x", "dapi", "membrane", "phase", "apo")
         }
@@ -63,15 +68,19 @@ class Batches:
             y0 = int(rng.integers(0, self.h - c + 1))
             x0 = int(rng.integers(0, self.w - c + 1))
             k, flip = int(rng.integers(0, 4)), bool(rng.integers(0, 2))
+
+            def aug(a: np.ndarray, k: int = k, flip: bool = flip) -> np.ndarray:
+                a = np.rot90(a, k)
+                return a[:, ::-1] if flip else a
+
+            out["x"].append(aug(self.data["x"][i, f * y0 : f * (y0 + c), f * x0 : f * (x0 + c)]))
             for key, src in (
-                ("x", "x"),
                 ("dapi", "dapi"),
                 ("membrane", "membrane"),
                 ("phase", "phase"),
                 ("apo", "apoptosis"),
             ):
-                a = np.rot90(self.data[src][i, y0 : y0 + c, x0 : x0 + c], k)
-                out[key].append(a[:, ::-1] if flip else a)
+                out[key].append(aug(self.data[src][i, y0 : y0 + c, x0 : x0 + c]))
         f32 = {k: torch.from_numpy(np.stack(out[k]).astype(np.float32)[:, None]) for k in out}
         f32["phase"] = torch.from_numpy(np.stack(out["phase"]).astype(np.int64))
         return f32
