@@ -2,7 +2,7 @@
 
 The folder holds ``rdf.yaml`` (axes, zero-mean-unit-variance preprocessing, ONNX weights with
 sha256, test tensors, authors, licence, liveaug's role mapping and input pixel size; the outputs'
-axes declare half the input's sampling, so zoo tools size them from the input), the
+axes declare their own sampling, as the graph gives it, so zoo tools size them from the input), the
 weights, ``test_input.npy`` / ``test_output_<role>.npy`` and ``README.md`` (the model card).
 """
 
@@ -19,7 +19,6 @@ import yaml
 from liveaug.frame import PHASE_CLASSES
 from liveaug.inference import CPU, open_session, preprocess
 from liveaug.model_zoo import load_model, sha256_of
-from liveaug.training.data import BIN
 from liveaug.training.export import INPUT, OPSET
 from liveaug.training.model import OUTPUTS, STRIDE
 
@@ -56,7 +55,8 @@ def write_model_folder(
 ) -> Path:
     """Create ``folder`` from the ONNX file and a raw (unnormalised) test image.
 
-    ``pixel_size_um`` is the input's sampling; the outputs come at ``BIN`` times it.
+    ``pixel_size_um`` is the input's sampling; the outputs' is read off the graph (the test
+    input's size over the test outputs'), so the rdf declares what the weights do.
     """
     folder.mkdir(parents=True, exist_ok=True)
     weights = folder / "weights.onnx"
@@ -72,6 +72,7 @@ def write_model_folder(
     outs = dict(zip(OUTPUTS, sess.run(list(OUTPUTS), {INPUT: x}), strict=True))
     for role in OUTPUTS:
         np.save(folder / f"test_output_{role}.npy", outs[role].astype(np.float32))
+    out_px = pixel_size_um * x.shape[-1] / outs[OUTPUTS[0]].shape[-1]
     size = {"min": MIN_SIZE, "step": STRIDE}
     rdf: dict[str, Any] = {
         "format_version": "0.5.4",
@@ -121,8 +122,8 @@ def write_model_folder(
                 "axes": [
                     {"type": "batch"},
                     {"type": "channel", "channel_names": OUTPUT_INFO[role][0]},
-                    _space("y", pixel_size_um * BIN, {"tensor_id": INPUT, "axis_id": "y"}),
-                    _space("x", pixel_size_um * BIN, {"tensor_id": INPUT, "axis_id": "x"}),
+                    _space("y", out_px, {"tensor_id": INPUT, "axis_id": "y"}),
+                    _space("x", out_px, {"tensor_id": INPUT, "axis_id": "x"}),
                 ],
                 "test_tensor": _file(folder / f"test_output_{role}.npy"),
                 "data": {"type": "float32"},

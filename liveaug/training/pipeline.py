@@ -71,9 +71,6 @@ def calibrate(model: UNet, n_sessions: int = 8, n_frames: int = 3, threads: int 
     torch.set_num_threads(threads)
     rng = np.random.default_rng(CALIB_SEED0)
     logp, truth, apo_cells = [], [], []
-    saved = model.phase_bias.clone(), model.apoptosis_bias.clone()
-    model.phase_bias.zero_()
-    model.apoptosis_bias.zero_()
     for s in range(n_sessions):
         cfg = sample_config(rng, seed=CALIB_SEED0 + s)
         sim = SimulatedMicroscope(cfg)
@@ -81,9 +78,10 @@ def calibrate(model: UNet, n_sessions: int = 8, n_frames: int = 3, threads: int 
         for _ in range(n_frames):
             frame = sim.read()
             sample = prepare(frame, cfg)
-            with torch.no_grad():
-                out = model(torch.from_numpy(sample.x[None, None]))
-            probs, p_apo = out[2][0].numpy(), out[3][0, 0].numpy().astype(np.float64)
+            with torch.no_grad():  # raw logits: the offsets being fitted are not applied yet
+                out = model.logits(torch.from_numpy(sample.x[None, None]))
+            probs = torch.softmax(out["phase"], dim=1)[0].numpy()
+            logit = out["apoptosis"][0, 0].numpy().astype(np.float64)
             t = frame.truth
             assert t is not None
             lab = bin_labels(t.cell_labels, BIN).astype(np.int64)
@@ -93,19 +91,10 @@ def calibrate(model: UNet, n_sessions: int = 8, n_frames: int = 3, threads: int 
             ids = t.cells["cell_id"].astype(np.int64)
             apoptotic = t.cells["apoptotic"].astype(bool)
             ok = (ids < n) & ~np.isin(ids, border) & (area[np.minimum(ids, n - 1)] > 0)
-            means = np.stack(
-                [
-                    np.bincount(lab.ravel(), weights=probs[c].ravel(), minlength=n)
-                    / np.maximum(area, 1)
-                    for c in range(1, 5)
-                ]
-            )
+            means = np.stack([_cell_means(lab, probs[c], area) for c in range(1, 5)])
             logp.append(np.log(means[:, ids[ok & ~apoptotic]] + 1e-6).T)
             truth.append(t.cells["phase"][ok & ~apoptotic].astype(int))
-            logit = np.log(np.clip(p_apo, 1e-7, 1 - 1e-7) / np.clip(1 - p_apo, 1e-7, 1))
             apo_cells.append((lab, logit, area, ids[ok], apoptotic[ok]))
-    model.phase_bias.copy_(saved[0])
-    model.apoptosis_bias.copy_(saved[1])
     lp, yt = np.concatenate(logp), np.concatenate(truth)
 
     def balanced(b: np.ndarray) -> float:
@@ -116,8 +105,7 @@ def calibrate(model: UNet, n_sessions: int = 8, n_frames: int = 3, threads: int 
         tp = fp = fn = 0
         for lab, logit, area, cell_ids, is_apo in apo_cells:
             p = 1.0 / (1.0 + np.exp(-(logit + b)))
-            mean = np.bincount(lab.ravel(), weights=p.ravel(), minlength=area.size)
-            called = mean[cell_ids] / np.maximum(area[cell_ids], 1) > 0.5
+            called = _cell_means(lab, p, area)[cell_ids] > 0.5
             tp += int((called & is_apo).sum())
             fp += int((called & ~is_apo).sum())
             fn += int((~called & is_apo).sum())
@@ -147,6 +135,12 @@ def calibrate(model: UNet, n_sessions: int = 8, n_frames: int = 3, threads: int 
             "apoptotic_cells": int(sum(int(c[4].sum()) for c in apo_cells)),
         },
     )
+
+
+def _cell_means(labels: np.ndarray, values: np.ndarray, area: np.ndarray) -> np.ndarray:
+    """Mean of ``values`` inside each label (index = label id; ``area`` = pixels per label)."""
+    sums = np.bincount(labels.ravel(), weights=values.ravel(), minlength=area.size)
+    return sums / np.maximum(area, 1)
 
 
 def quantize_int8(fp32: Path, out: Path, n_calib: int = 16) -> Path:
