@@ -22,8 +22,10 @@ from liveaug.training.data import (  # noqa: E402
 from liveaug.training.export import check_against_torch, export_onnx  # noqa: E402
 from liveaug.training.package import write_model_folder  # noqa: E402
 from liveaug.training.train import (  # noqa: E402
+    Batches,
     TrainConfig,
     load_checkpoint,
+    losses,
     save_checkpoint,
     train,
 )
@@ -48,6 +50,24 @@ def test_cache_layout(cache):
 def test_eval_seeds_never_overlap_training():
     with pytest.raises(ValueError):
         eval_config(TRAIN_SEED0)
+
+
+def test_pooled_dapi_loss_counts_only_when_weighted(cache):
+    from liveaug.training.model import UNet
+
+    model = UNet((4, 8, 8, 8, 8)).eval()
+    batch = Batches(cache, 64, 2, seed=0)()
+    phase_w = torch.ones(5)
+    plain = TrainConfig()
+    assert "dapi_pool" not in losses(model, batch, plain, phase_w)
+    weights = {**plain.loss_weights, "dapi_pool": 1.0}
+    with torch.no_grad():
+        parts = losses(model, batch, TrainConfig(loss_weights=weights), phase_w)
+        pred = model.logits(batch["x"])["dapi"]
+    # the mean squared difference of the two maps' 8 × 8 block means, by hand
+    blocks = (pred - batch["dapi"]).numpy()[:, 0].reshape(2, 8, 8, 8, 8).mean(axis=(2, 4))
+    assert float(parts["dapi_pool"]) == pytest.approx(float((blocks**2).mean()), rel=1e-4)
+    assert float(parts["dapi_pool"]) < float(parts["dapi"])  # a block mean errs less than pixels
 
 
 def test_train_export_check_package(cache, tmp_path):
@@ -84,11 +104,13 @@ def test_train_export_check_package(cache, tmp_path):
 
 def test_train_command_end_to_end(tmp_path, capsys):
     from liveaug.cli import main
+    from liveaug.commands.train import LATER_STAGES
 
     out = tmp_path / "models" / "tiny"
     argv = ["train", "--out", str(out), "--cache", str(tmp_path / "c.npz")]
-    argv += ["--sessions", "1", "--frames", "1", "--steps", "2", "--finetune-steps", "1"]
-    argv += ["--polish-steps", "1"]
+    argv += ["--sessions", "1", "--frames", "1", "--steps", "2"]
+    for name, *_ in LATER_STAGES:
+        argv += [f"--{name}-steps", "1"]
     argv += ["--batch", "2", "--crop", "64", "--threads", "1"]
     argv += ["--eval-sessions", "1", "--eval-frames", "1"]
     assert main(argv) == 0
@@ -98,6 +120,7 @@ def test_train_command_end_to_end(tmp_path, capsys):
         check_model(spec)
         card = (folder / "README.md").read_text()
         assert "Simulated brightfield only" in card and "| phase_balanced_accuracy |" in card
-    assert (tmp_path / "work-tiny" / "stage3.pt").is_file()  # the three stages of the recipe
+    last = len(LATER_STAGES) + 1  # every stage of the recipe ran, each from the one before
+    assert (tmp_path / "work-tiny" / f"stage{last}.pt").is_file()
     report = json.loads((out / "training_report.json").read_text())
-    assert "stage 3: 1 steps from stage 2" in report["meta"]["recipe"]
+    assert f"stage {last}: 1 steps from stage {last - 1}" in report["meta"]["recipe"]

@@ -2,7 +2,9 @@
 
 The defaults reproduce the shipped model (``models/liveaug-bf4``): stage 1 trains from scratch,
 stage 2 fine-tunes with the stains weighted up, stage 3 polishes with the membrane and
-apoptosis weighted up too (as the shipped weights were made; about an hour on 2 cores)::
+apoptosis weighted up too, stage 4 goes on at half the learning rate with both weighted up
+further, stage 5 adds a loss on the DAPI map averaged over nucleus-sized squares (what per-cell
+integrated DAPI is read from) — as the shipped weights were made; about 2¼ hours on 2 cores::
 
     liveaug train --out models/liveaug-bf4
 
@@ -43,6 +45,22 @@ LATER_STAGES: tuple[tuple[str, int, float, str, int, str], ...] = (
         "dapi=20,membrane=8,phase=1,apoptosis=2",
         0,
         "losses were still falling after stage 2",
+    ),
+    (
+        "extend",
+        6000,
+        5e-4,
+        "dapi=20,membrane=12,phase=1,apoptosis=3",
+        2,
+        "membrane and apoptosis were still short of their targets after stage 3",
+    ),
+    (
+        "dna",
+        3000,
+        3e-4,
+        "dapi=20,dapi_pool=300,membrane=12,phase=1,apoptosis=3",
+        3,
+        "DAPI averaged over nucleus-sized squares fitted too, for per-cell integrated DAPI",
     ),
 )
 
@@ -196,7 +214,16 @@ def _recipe(args: argparse.Namespace) -> str:
                 f"stage {n}: {steps} steps from stage {n - 1}, peak lr {lr:g}, loss weights "
                 f"{weights}"
             )
-    return "; ".join(parts) + ". AdamW, cosine schedule, random 90° rotations and flips."
+    text = "; ".join(parts) + ". AdamW, cosine schedule, random 90° rotations and flips."
+    if "dapi_pool" in text:
+        from liveaug.training.train import TrainConfig
+
+        k = TrainConfig.dapi_pool_px
+        text += (
+            f" dapi_pool: squared error of the DAPI maps averaged over {k} × {k} output pixels"
+            " (about a nucleus), what per-cell integrated DAPI is read from."
+        )
+    return text
 
 
 def _argv_summary(args: argparse.Namespace) -> str:

@@ -1,6 +1,7 @@
 """Train the four-headed U-Net on cached simulated frames (CPU, a fixed number of steps).
 
-Losses: mean squared error for the two virtual stains, class-weighted cross-entropy for phase
+Losses: mean squared error for the two virtual stains (optionally also for the DAPI maps averaged
+over nucleus-sized squares, ``dapi_pool``), class-weighted cross-entropy for phase
 (apoptotic cells ignored: their phase is frozen and invisible), weighted binary cross-entropy for
 apoptosis. Crops are flipped and rotated by multiples of 90° (the optics are isotropic).
 Same cache, same seed, same thread count → same weights.
@@ -42,6 +43,9 @@ class TrainConfig:
     )
     init: str = ""
     """Checkpoint to start from (a second, fine-tuning stage); empty = from scratch."""
+    dapi_pool_px: int = 8
+    """Side of the squares (output pixels, ≈ 10 µm: a nucleus) the ``dapi_pool`` loss compares
+    the DAPI maps averaged over; it only counts when ``loss_weights`` gives it a weight."""
 
 
 class Batches:
@@ -93,7 +97,7 @@ def losses(
 ) -> dict[str, torch.Tensor]:
     """Per-task losses for one batch."""
     out = model.logits(batch["x"])
-    return {
+    parts = {
         "dapi": F.mse_loss(out["dapi"], batch["dapi"]),
         "membrane": F.mse_loss(out["membrane"], batch["membrane"]),
         "phase": F.cross_entropy(out["phase"], batch["phase"], weight=phase_w, ignore_index=IGNORE),
@@ -103,6 +107,13 @@ def losses(
             pos_weight=torch.tensor(cfg.apoptosis_pos_weight),
         ),
     }
+    if "dapi_pool" in cfg.loss_weights:
+        # Most of the per-pixel DAPI error is shot noise in the target; averaged over a nucleus'
+        # area what is left is the DNA content a cell's integrated DAPI is read from.
+        k = cfg.dapi_pool_px
+        pooled = F.avg_pool2d(out["dapi"], k), F.avg_pool2d(batch["dapi"], k)
+        parts["dapi_pool"] = F.mse_loss(*pooled)
+    return parts
 
 
 def train(
