@@ -108,8 +108,9 @@ def losses(
         ),
     }
     if "dapi_pool" in cfg.loss_weights:
-        # Most of the per-pixel DAPI error is shot noise in the target; averaged over a nucleus'
-        # area what is left is the DNA content a cell's integrated DAPI is read from.
+        # Most of the per-pixel DAPI error is fine detail (chromatin texture, nuclear edges) that
+        # averages out within a nucleus; what is left is the DNA content a cell's integrated
+        # DAPI is read from, and weighting it on its own makes it count for more.
         k = cfg.dapi_pool_px
         pooled = F.avg_pool2d(out["dapi"], k), F.avg_pool2d(batch["dapi"], k)
         parts["dapi_pool"] = F.mse_loss(*pooled)
