@@ -58,7 +58,7 @@ LATER_STAGES: tuple[tuple[str, int, float, str, int, str], ...] = (
         "dna",
         3000,
         3e-4,
-        "dapi=20,dapi_pool=300,membrane=12,phase=1,apoptosis=3",
+        "dapi=20,dapi_pool=1000,membrane=12,phase=1,apoptosis=3",
         3,
         "DAPI averaged over nucleus-sized squares fitted too, for per-cell integrated DAPI",
     ),
