@@ -68,6 +68,25 @@ def upsample(m: np.ndarray, shape: tuple[int, int], scale: float) -> np.ndarray:
     return one(m)
 
 
+def scored_cells(
+    labels: np.ndarray, cell_ids: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The truth cells per-cell figures score: ``(ids, ok, area)`` with ``ok`` false for cells
+    touching the image border or absent from ``labels``; ``area`` is pixels per label id."""
+    n = int(labels.max()) + 1
+    border = np.unique(np.concatenate([labels[0], labels[-1], labels[:, 0], labels[:, -1]]))
+    ids = np.asarray(cell_ids).astype(np.int64)
+    area = np.bincount(labels.ravel(), minlength=n)
+    ok = (ids < n) & ~np.isin(ids, border) & (area[np.minimum(ids, n - 1)] > 0)
+    return ids, ok, area
+
+
+def cell_means(labels: np.ndarray, values: np.ndarray, area: np.ndarray) -> np.ndarray:
+    """Mean of ``values`` inside each label (index = label id; ``area`` = pixels per label)."""
+    w = np.asarray(values, np.float64).ravel()
+    return np.bincount(labels.ravel(), weights=w, minlength=area.size) / np.maximum(area, 1)
+
+
 @dataclass
 class Accumulator:
     """Per-image correlations and per-cell calls gathered over frames."""
@@ -98,26 +117,16 @@ class Accumulator:
                 acc.append(pearson(m[: tb.shape[0], : tb.shape[1]], tb))
                 acc_full.append(pearson(upsample(m, shape, pred.scale), truth))
         labels = t.cell_labels.astype(np.int64)
-        n = int(labels.max()) + 1
-        border = np.unique(np.concatenate([labels[0], labels[-1], labels[:, 0], labels[:, -1]]))
         cells = t.cells
-        ids = cells["cell_id"].astype(np.int64)
-        ok = (ids < n) & ~np.isin(ids, border)
-        area = np.bincount(labels.ravel(), minlength=n).astype(np.float64)
-        ok &= area[np.minimum(ids, n - 1)] > 0
-
-        def cell_means(p: np.ndarray) -> np.ndarray:
-            s = np.bincount(labels.ravel(), weights=p.ravel().astype(np.float64), minlength=n)
-            return s / np.maximum(area, 1)
-
+        ids, ok, area = scored_cells(labels, cells["cell_id"])
         if "phase" in pred.maps:
             probs = upsample(pred.maps["phase"], shape, pred.scale)
-            means = np.stack([cell_means(probs[c]) for c in range(1, 5)])  # G1..M
+            means = np.stack([cell_means(labels, probs[c], area) for c in range(1, 5)])  # G1..M
             sel = ok & ~cells["apoptotic"].astype(bool)
             self.phase_true += cells["phase"][sel].astype(int).tolist()
             self.phase_pred += means[:, ids[sel]].argmax(0).tolist()
         if "apoptosis" in pred.maps:
-            pa = cell_means(upsample(pred.maps["apoptosis"], shape, pred.scale))
+            pa = cell_means(labels, upsample(pred.maps["apoptosis"], shape, pred.scale), area)
             self.apo_true += cells["apoptotic"][ok].astype(bool).tolist()
             self.apo_pred += (pa[ids[ok]] > 0.5).tolist()
 

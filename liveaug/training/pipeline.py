@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from liveaug.inference import Predictor
-from liveaug.model_eval import TARGETS, measure
+from liveaug.model_eval import TARGETS, cell_means, measure, scored_cells
 from liveaug.sources.simulated import SimulatedMicroscope
 from liveaug.training.data import (
     BIN,
@@ -25,7 +25,7 @@ from liveaug.training.data import (
     sample_config,
 )
 from liveaug.training.export import check_against_torch, export_onnx
-from liveaug.training.model import UNet
+from liveaug.training.model import STRIDE, UNet
 from liveaug.training.package import write_model_folder
 from liveaug.training.train import TrainConfig
 
@@ -85,13 +85,9 @@ def calibrate(model: UNet, n_sessions: int = 8, n_frames: int = 3, threads: int 
             t = frame.truth
             assert t is not None
             lab = bin_labels(t.cell_labels, BIN).astype(np.int64)
-            n = int(lab.max()) + 1
-            border = np.unique(np.concatenate([lab[0], lab[-1], lab[:, 0], lab[:, -1]]))
-            area = np.bincount(lab.ravel(), minlength=n)
-            ids = t.cells["cell_id"].astype(np.int64)
+            ids, ok, area = scored_cells(lab, t.cells["cell_id"])
             apoptotic = t.cells["apoptotic"].astype(bool)
-            ok = (ids < n) & ~np.isin(ids, border) & (area[np.minimum(ids, n - 1)] > 0)
-            means = np.stack([_cell_means(lab, probs[c], area) for c in range(1, 5)])
+            means = np.stack([cell_means(lab, probs[c], area) for c in range(1, 5)])
             logp.append(np.log(means[:, ids[ok & ~apoptotic]] + 1e-6).T)
             truth.append(t.cells["phase"][ok & ~apoptotic].astype(int))
             apo_cells.append((lab, logit, area, ids[ok], apoptotic[ok]))
@@ -105,7 +101,7 @@ def calibrate(model: UNet, n_sessions: int = 8, n_frames: int = 3, threads: int 
         tp = fp = fn = 0
         for lab, logit, area, cell_ids, is_apo in apo_cells:
             p = 1.0 / (1.0 + np.exp(-(logit + b)))
-            called = _cell_means(lab, p, area)[cell_ids] > 0.5
+            called = cell_means(lab, p, area)[cell_ids] > 0.5
             tp += int((called & is_apo).sum())
             fp += int((called & ~is_apo).sum())
             fn += int((~called & is_apo).sum())
@@ -135,12 +131,6 @@ def calibrate(model: UNet, n_sessions: int = 8, n_frames: int = 3, threads: int 
             "apoptotic_cells": int(sum(int(c[4].sum()) for c in apo_cells)),
         },
     )
-
-
-def _cell_means(labels: np.ndarray, values: np.ndarray, area: np.ndarray) -> np.ndarray:
-    """Mean of ``values`` inside each label (index = label id; ``area`` = pixels per label)."""
-    sums = np.bincount(labels.ravel(), weights=values.ravel(), minlength=area.size)
-    return sums / np.maximum(area, 1)
 
 
 def quantize_int8(fp32: Path, out: Path, n_calib: int = 16) -> Path:
@@ -378,7 +368,7 @@ From one brightfield frame this model predicts what would otherwise need dyes an
 
 Input: one brightfield channel (camera counts as float32) at **0.65 µm/px**, the simulator's
 sampling, unbinned (liveaug bins finer frames towards it from the frame's pixel size); height
-and width multiples of {BIN * 16} (≥ 64). Outputs come at half the input's sampling (1.3 µm/px),
+and width multiples of {STRIDE} (≥ 64). Outputs come at half the input's sampling (1.3 µm/px),
 as the rdf's axis scales declare. Preprocessing: zero-mean, unit-variance over the whole image.
 Architecture: a stride-2 stem (4 × 4 convolution) that keeps the fine brightfield detail 2 × 2
 binning would average away, then a U-Net, five levels (16× downsampling), widths
