@@ -48,6 +48,8 @@ class RangeTask:
     rules: str | None = None
     threads: int | None = None
     """onnxruntime threads per worker (local clusters: the cores shared out; None: all)."""
+    views: int = 1
+    """Test-time views of the models (:class:`liveaug.inference.Predictor`)."""
 
     @property
     def part(self) -> Path:
@@ -66,12 +68,17 @@ def _predictor(task: RangeTask, metadata: dict[str, Any]) -> tuple[Any, bool]:
     key = (
         task.maps,
         task.models,
+        task.views,
         json.dumps(metadata.get("simulation"), sort_keys=True) if task.maps == "truth" else None,
     )
     loaded = key not in _ENGINES
     if loaded:
         _ENGINES[key] = make_predictor(
-            task.maps, models=list(task.models) or None, metadata=metadata, threads=task.threads
+            task.maps,
+            models=list(task.models) or None,
+            metadata=metadata,
+            threads=task.threads,
+            views=task.views,
         )
     return _ENGINES[key], loaded
 
@@ -147,6 +154,7 @@ def plan(
     models: Sequence[str],
     rules: str | None,
     threads: int | None = None,
+    views: int = 1,
 ) -> list[RangeTask]:
     """Cut every session into ranges of ``chunk`` frames."""
     from liveaug.session import Session
@@ -178,6 +186,7 @@ def plan(
                 tuple(models),
                 rules,
                 threads,
+                views,
             )
             for s in range(0, n, chunk)
         ]
@@ -263,6 +272,7 @@ def run_batch(
     maps: str = "model",
     models: Sequence[str] = (),
     rules: str | None = None,
+    views: int = 1,
     progress: bool = True,
 ) -> BatchSummary:
     """Run every range on Dask, then stitch and write ``out/readouts/session=…/``."""
@@ -284,6 +294,7 @@ def run_batch(
         models=models,
         rules=rules,
         threads=threads,
+        views=views,
     )
     t0 = time.perf_counter()
     cluster = None

@@ -224,6 +224,21 @@ class _Loaded:
     input_name: str
 
 
+#: Test-time views as (quarter turns, mirrored left-right), in the order ``views`` takes them:
+#: the frame, its mirror, both turned by 180°, then the four turned by 90° and 270°.
+VIEWS: tuple[tuple[int, bool], ...] = (
+    (0, False),
+    (0, True),
+    (2, False),
+    (2, True),
+    (1, False),
+    (1, True),
+    (3, False),
+    (3, True),
+)
+VIEW_COUNTS = (1, 2, 4, 8)
+
+
 class Predictor:
     """Runs one or more models over frames and returns :class:`Prediction` maps.
 
@@ -242,6 +257,11 @@ class Predictor:
         onnxruntime providers in preference order (default: what :func:`probe_providers` finds).
     threads : int, optional
         intra-op threads of the CPU provider.
+    views : {1, 2, 4, 8}
+        Test-time augmentation: the maps are the mean over this many mirrored / rotated copies
+        of the frame (:data:`VIEWS`), each put back in place. The optics are isotropic, so every
+        copy is an equally valid input and averaging cancels part of the network's own error;
+        it costs ``views`` passes. 1 (the default) for live speed; more for re-analysis.
     """
 
     def __init__(
@@ -253,10 +273,14 @@ class Predictor:
         overlap: int = 32,
         providers: Sequence[str] | None = None,
         threads: int | None = None,
+        views: int = 1,
     ) -> None:
         if resolution not in ("speed", "full"):
             raise ValueError(f"resolution must be 'speed' or 'full', not {resolution!r}")
+        if views not in VIEW_COUNTS:
+            raise ValueError(f"views must be one of {VIEW_COUNTS}, not {views!r}")
         self.resolution = resolution
+        self.views = views
         self.tile, self.overlap = tile, overlap
         self.report = probe_providers()
         specs = [
@@ -338,8 +362,7 @@ class Predictor:
             x = preprocess(bin_image(image, k), m.spec.preprocessing)
             t1 = time.perf_counter_ns()
             outs = [m.spec.roles[r] for r in mroles]
-            tiled = self.resolution == "full" and max(x.shape) > self.tile
-            res = self._run_tiled(m, x, outs) if tiled else self._run(m, x, outs)
+            res = self._run_views(m, x, outs)
             t2 = time.perf_counter_ns()
             for r, o in zip(mroles, outs, strict=True):
                 maps[r] = res[o]
@@ -355,6 +378,21 @@ class Predictor:
             provider=self.provider,
             timings_ms=timings,
         )
+
+    def _run_views(self, m: _Loaded, x: np.ndarray, outs: list[str]) -> dict[str, np.ndarray]:
+        """The outputs for ``x``, averaged over the first :attr:`views` of :data:`VIEWS`."""
+        total: dict[str, np.ndarray] = {}
+        for k, flip in VIEWS[: self.views]:
+            xv = np.rot90(x, k)
+            xv = np.ascontiguousarray(xv[:, ::-1] if flip else xv)
+            tiled = self.resolution == "full" and max(xv.shape) > self.tile
+            res = self._run_tiled(m, xv, outs) if tiled else self._run(m, xv, outs)
+            if self.views == 1:
+                return res
+            for o, r in res.items():
+                back = np.rot90(r[..., ::-1] if flip else r, -k, axes=(-2, -1))
+                total[o] = back + total[o] if o in total else back.astype(np.float32)
+        return {o: np.ascontiguousarray(v / np.float32(self.views)) for o, v in total.items()}
 
     def _feed(self, m: _Loaded, x: np.ndarray) -> np.ndarray:
         """(H, W) → the model's declared layout with batch/channel axes."""

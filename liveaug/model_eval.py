@@ -212,13 +212,18 @@ def eval_frames(n_sessions: int, n_frames: int, *, shifted: bool) -> Iterator[Fr
 
 
 def measure(
-    folders: list[Path] | None, n_sessions: int, n_frames: int, threads: int = 2
+    folders: list[Path] | None,
+    n_sessions: int,
+    n_frames: int,
+    threads: int = 2,
+    views: int = 1,
 ) -> dict[str, Any]:
     """The model card's figures for model ``folders`` (None: shipped), in distribution and
-    shifted, on the same held-out sessions ``liveaug train`` scores."""
+    shifted, on the same held-out sessions ``liveaug train`` scores (``views``: the
+    predictor's test-time augmentation; the card's figures use 1)."""
     from liveaug.inference import Predictor
 
-    pred = Predictor(folders, threads=threads)
+    pred = Predictor(folders, threads=threads, views=views)
     return {
         "in_distribution": evaluate(eval_frames(n_sessions, n_frames, shifted=False), pred),
         "shifted": evaluate(eval_frames(n_sessions, n_frames, shifted=True), pred),

@@ -81,6 +81,18 @@ def test_replay_puts_snapshots_beside_its_outputs(session, tmp_path):
     assert any((tmp_path / "run_snapshots").glob("frame*_any.npz"))
 
 
+def test_replay_views_average_the_models_over_mirrored_copies(session, tmp_path):
+    tables = {}
+    for views in ("1", "2"):
+        csv = tmp_path / f"v{views}.csv"
+        argv = ["replay", str(session), "--headless", "--frames", "2", "--readouts", str(csv)]
+        assert main([*argv, "--views", views]) == 0
+        tables[views] = pd.read_csv(csv)
+    assert len(tables["1"]) > 0 and len(tables["2"]) > 0
+    # the same cells, measured on different (averaged) maps
+    assert not np.allclose(tables["1"]["dapi_mean"].sum(), tables["2"]["dapi_mean"].sum())
+
+
 def test_replay_needs_an_output_and_truth_maps_need_truth(session, capsys):
     assert main(["replay", str(session), "--headless"]) == 2
     assert "--readouts" in capsys.readouterr().err

@@ -10,7 +10,7 @@ import time
 import pandas as pd
 import pytest
 
-from liveaug.batch import run_batch
+from liveaug.batch import _predictor, plan, run_batch
 from liveaug.cli import main
 
 distributed = pytest.importorskip("distributed")
@@ -122,3 +122,12 @@ def test_killed_worker_is_retried_without_lost_or_duplicated_rows(
     got = pd.read_parquet(tmp_path / "readouts" / "session=dish1" / "cells.parquet")
     _same(sequential, got)
     assert s.ranges == 6
+
+
+def test_views_reach_the_workers_predictor(session, tmp_path):
+    tasks = plan(
+        [session], tmp_path, chunk=18, warmup=4, maps="model", models=(), rules=None, views=4
+    )
+    assert [t.views for t in tasks] == [4, 4]
+    predictor, loaded = _predictor(tasks[0], {})
+    assert loaded and predictor.views == 4

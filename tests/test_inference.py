@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -86,6 +87,31 @@ def test_full_resolution_tiles_match_one_pass_when_tile_covers_frame(frame):
     assert one.maps["dapi"].shape == tiled.maps["dapi"].shape == half
     # tiles see less context at their seams, but overlap keeps them close to the one-pass map
     assert pearson(one.maps["dapi"], tiled.maps["dapi"]) > 0.97
+
+
+def test_views_average_mirrored_and_turned_copies_put_back_in_place(predictor, frame):
+    one = predictor.predict(frame)
+    mirror = predictor.predict(replace(frame, image=np.ascontiguousarray(frame.image[:, ::-1])))
+    two = Predictor([SHIPPED], threads=1, views=2).predict(frame)
+    assert two.scale == one.scale and set(two.maps) == set(one.maps)
+    for role in ROLES:
+        want = (one.maps[role] + mirror.maps[role][..., ::-1]) / 2
+        np.testing.assert_allclose(two.maps[role], want, rtol=1e-5, atol=1e-6)
+    assert not np.allclose(two.maps["dapi"], one.maps["dapi"], atol=1e-4)  # the views differ
+
+
+def test_eight_views_keep_odd_rectangular_frames_in_place():
+    img = np.random.default_rng(1).integers(200, 3000, (301, 203)).astype(np.uint16)
+    eight = Predictor([SHIPPED], threads=1, views=8)
+    pred = eight.predict(img)
+    assert pred.maps["membrane"].shape == (151, 102) and pred.maps["phase"].shape == (5, 151, 102)
+    np.testing.assert_allclose(pred.maps["phase"].sum(0), 1.0, atol=1e-4)
+    # a frame that is its own mirror image gives maps that are too
+    sym = np.concatenate([img[:, :96], img[:, :96][:, ::-1]], 1)
+    m = eight.predict(sym, ["dapi"]).maps["dapi"]
+    np.testing.assert_allclose(m, m[:, ::-1], rtol=1e-4, atol=1e-5)
+    with pytest.raises(ValueError, match="views"):
+        Predictor([SHIPPED], threads=1, views=3)
 
 
 def test_preprocessing_helpers():
@@ -271,6 +297,11 @@ def test_models_eval_on_a_session(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "phase_balanced_accuracy" in out and "dapi_r" in out
     assert out_json.is_file()
+    two = tmp_path / "two.json"
+    assert main(["models", "eval", str(session), "--views", "2", "--json", str(two)]) == 0
+    assert json.loads(two.read_text())["dapi_r"] != json.loads(out_json.read_text())["dapi_r"]
+    with pytest.raises(SystemExit):
+        main(["models", "eval", str(session), "--views", "3"])
 
 
 def test_models_eval_on_the_model_cards_held_out_sessions(tmp_path, capsys):

@@ -35,6 +35,25 @@ def test_demo_runs_the_simulator_through_the_pipeline_into_the_window(qapp, caps
     assert not [w for w in qapp.topLevelWidgets() if w.isVisible()]
 
 
+def test_demo_with_views_runs_the_models_on_mirrored_copies(qapp, monkeypatch):
+    from liveaug.viewer import app
+
+    made = []
+    live_pipeline = app.live_pipeline
+
+    def spy(*a, **kw):
+        made.append(live_pipeline(*a, **kw))
+        return made[-1]
+
+    monkeypatch.setattr(app, "live_pipeline", spy)
+    assert (
+        main(["demo", "--size", "96", "96", "--maps", "model", "--views", "2", "--frames", "3"])
+        == 0
+    )
+    assert made and made[0].predictor.views == 2
+    assert not _liveaug_threads()
+
+
 def test_replay_window_plays_a_session(qapp, tmp_path, capsys):
     session = write_session(tmp_path / "s.ome.zarr", frames=8, size=96)
     assert main(["replay", str(session), "--maps", "truth", "--frames", "10"]) == 0

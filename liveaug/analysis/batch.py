@@ -61,10 +61,12 @@ def make_predictor(
     metadata: dict[str, Any] | None = None,
     resolution: str = "speed",
     threads: int | None = None,
+    views: int = 1,
 ) -> Any:
     """The predictor a command asked for: the shipped/given models or truth-derived maps.
 
-    ``threads`` caps onnxruntime's intra-op threads (None: every core this process may use).
+    ``threads`` caps onnxruntime's intra-op threads (None: every core this process may use);
+    ``views`` is the models' test-time augmentation (truth maps ignore it).
     """
     if maps == "truth":
         from liveaug.analysis.truthmaps import TruthPredictor
@@ -79,7 +81,12 @@ def make_predictor(
     from liveaug.model_zoo import resolve
 
     paths = [resolve(m) for m in models] if models else None
-    return Predictor(paths, resolution=resolution, threads=threads)  # type: ignore[arg-type]
+    return Predictor(
+        paths,  # type: ignore[arg-type]
+        resolution=resolution,  # type: ignore[arg-type]
+        threads=threads,
+        views=views,
+    )
 
 
 class JsonlSink:
@@ -151,7 +158,9 @@ def run_replay(args: Any) -> int:
             )
     source = ReplaySource(args.session, speed=None)
     info = source.open()
-    predictor = make_predictor(args.maps, models=args.model, metadata=info.settings)
+    predictor = make_predictor(
+        args.maps, models=args.model, metadata=info.settings, views=args.views
+    )
     sink = JsonlSink(args.events) if args.events else None
     snapshots = args.snapshots
     if snapshots is None:  # beside the first output, never in the working directory

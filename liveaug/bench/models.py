@@ -1,7 +1,9 @@
-"""How fast the predictors run here: all four maps, each map alone, fp32 vs int8, CPU vs GPU.
+"""How fast the predictors run here: all four maps, each map alone, fp32 vs int8, CPU vs GPU,
+and with test-time views (``Predictor(views=…)``).
 
-The per-output figures tell the pipeline what switching an overlay off saves. GPU providers are
-timed at 512² and 2048² whenever :func:`liveaug.inference.probe_providers` finds them.
+The per-output figures tell the pipeline what switching an overlay off saves, the views what
+their accuracy costs. GPU providers are timed at 512² and 2048² whenever
+:func:`liveaug.inference.probe_providers` finds them.
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from liveaug.frame import ROLES
-from liveaug.inference import CPU, SHORT, Predictor, probe_providers
+from liveaug.inference import CPU, SHORT, VIEW_COUNTS, Predictor, probe_providers
 from liveaug.model_zoo import find_models
 from liveaug.sources.simulated import SimulatedMicroscope, SimulationConfig
 from liveaug.timing import time_calls
@@ -54,6 +56,11 @@ def model_benchmarks(
                 out[f"{name} CPU 512² {role} only"] = time_calls(
                     lambda f=f, r=role, p=pred: p.predict(f, [r]), repeats=frames, warmup=2
                 )
+        for views in VIEW_COUNTS[1:]:
+            pv = Predictor([folder], threads=threads, providers=[CPU], views=views)
+            out[f"{name} CPU 512² all four, {views} views"] = time_calls(
+                lambda f=f, p=pv: p.predict(f), repeats=max(3, frames // views), warmup=1
+            )
         for gpu in (p for p in report.usable if p != CPU):
             gp = Predictor([folder], providers=[gpu, CPU])
             for size in sorted({*sizes, 512, 2048}):

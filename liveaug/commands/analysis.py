@@ -7,6 +7,8 @@ import json
 import math
 from pathlib import Path
 
+from liveaug.commands.predictor_args import add_views_argument
+
 HELP = (
     "Per-cell analysis tools; 'eval' prints segmentation, nuclei count, DNA content, tracking, "
     "division and event figures against a simulated session's ground truth."
@@ -26,6 +28,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     ev.add_argument("--model", action="append", help="model(s) to use (default: shipped)")
     ev.add_argument("--frames", type=int, metavar="N", help="score only the first N frames")
+    add_views_argument(ev)
     ev.add_argument(
         "--rules", type=Path, metavar="RULES.yaml", help="event rules (default: shipped)"
     )
@@ -44,7 +47,9 @@ def run(args: argparse.Namespace) -> int:
 
     session = Session.open(args.session)
     session.require_truth()
-    predictor = make_predictor(args.maps, models=args.model, metadata=session.metadata)
+    predictor = make_predictor(
+        args.maps, models=args.model, metadata=session.metadata, views=args.views
+    )
     n = session.n_frames if args.frames is None else min(args.frames, session.n_frames)
     with tempfile.TemporaryDirectory() as snaps, progress(n, "eval") as bar:
         analyzer = Analyzer(rules=args.rules, snapshot_dir=snaps, history_frames=None)

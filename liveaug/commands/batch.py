@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from liveaug.commands.predictor_args import add_views_argument
+
 HELP = (
     "Re-analyse recorded sessions on a Dask cluster — a local one with --workers N, or any "
     "scheduler with --scheduler ADDRESS — and write per-cell readouts as Parquet partitioned by "
@@ -40,6 +42,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="maps from the models (default) or, for simulated sessions, from truth",
     )
     p.add_argument("--rules", metavar="RULES.yaml", help="event rules (default: shipped)")
+    add_views_argument(p)
     p.add_argument("--chunk", type=int, default=50, help="frames per task (default 50)")
     p.add_argument(
         "--warmup",
@@ -63,6 +66,7 @@ def run(args: argparse.Namespace) -> int:
         maps=args.maps,
         models=args.model,
         rules=args.rules,
+        views=args.views,
     )
     print(
         f"analysed {summary.frames} frames in {summary.ranges} ranges "

@@ -64,10 +64,13 @@ def run(args: argparse.Namespace) -> int:
         rules=args.rules,
         metadata=metadata,
         max_analysis_hz=args.analysis_hz,
+        views=args.views,
     )
     return show(
         pipeline,
-        make_pipeline=replay_factory(maps=maps, models=args.model, rules=args.rules),
+        make_pipeline=replay_factory(
+            maps=maps, models=args.model, rules=args.rules, views=args.views
+        ),
         title="liveaug demo — simulated microscope",
         frames=args.frames,
     )

@@ -6,6 +6,7 @@ import argparse
 import json
 from pathlib import Path
 
+from liveaug.commands.predictor_args import add_views_argument
 from liveaug.errors import LiveaugError
 
 HELP = (
@@ -39,6 +40,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     ev.add_argument("--model", action="append", help="model(s) to use (default: shipped)")
     ev.add_argument("--frames", type=int, help="score only the first N frames")
     ev.add_argument("--resolution", choices=("speed", "full"), default="speed")
+    add_views_argument(ev)
     ev.add_argument("--json", type=Path, metavar="OUT.json", help="also write the figures")
 
 
@@ -112,7 +114,7 @@ def _eval(args: argparse.Namespace) -> int:
     session = Session.open(args.session)
     session.require_truth()
     n = min(args.frames or len(session), len(session))
-    pred = Predictor(models, resolution=args.resolution)
+    pred = Predictor(models, resolution=args.resolution, views=args.views)
     print(pred.report.line())
     with progress(n, "eval") as bar:
         summary = evaluate((session.frame(i) for i in range(n)), pred, on_frame=bar.update)
@@ -128,7 +130,7 @@ def _eval_held_out(args: argparse.Namespace, models: list[Path] | None) -> int:
     from liveaug.model_eval import format_summary, measure
 
     sessions, frames = args.held_out
-    figures = measure(models, sessions, frames)
+    figures = measure(models, sessions, frames, views=args.views)
     for setting, summary in figures.items():
         print(f"held-out {setting.replace('_', ' ')} ({sessions} sessions x {frames} frames):")
         print(format_summary(summary))

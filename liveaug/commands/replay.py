@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from liveaug.commands.predictor_args import add_views_argument
+
 HELP = (
     "Replay a recorded session through the predictors and the per-cell analysis; with "
     "--headless, every frame is analysed and the readouts written to CSV/Parquet."
@@ -28,6 +30,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="where snapshot actions write (default: OUT_snapshots beside the first output)",
     )
     p.add_argument("--model", action="append", help="model(s) to use (default: shipped)")
+    add_views_argument(p)
     p.add_argument(
         "--maps",
         choices=("model", "truth"),

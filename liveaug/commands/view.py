@@ -31,10 +31,13 @@ def run(args: argparse.Namespace) -> int:
         models=args.model,
         rules=args.rules,
         max_analysis_hz=args.analysis_hz,
+        views=args.views,
     )
     return show(
         pipeline,
-        make_pipeline=replay_factory(maps="model", models=args.model, rules=args.rules),
+        make_pipeline=replay_factory(
+            maps="model", models=args.model, rules=args.rules, views=args.views
+        ),
         title=f"liveaug — camera {args.device or ''}".strip(),
         frames=args.frames,
     )

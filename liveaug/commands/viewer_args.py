@@ -1,15 +1,19 @@
-"""Options every viewer command shares (demo, view): models, rules, analysis rate, frames."""
+"""Options every viewer command shares (demo, view): models, views, rules, analysis rate,
+frames."""
 
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
 
+from liveaug.commands.predictor_args import add_views_argument
+
 
 def add_viewer_arguments(p: argparse.ArgumentParser) -> None:
     """What makes the maps and how often, and a frame limit for scripted runs."""
     p.add_argument("--model", action="append", help="model folder(s) (default: shipped)")
     p.add_argument("--rules", type=Path, metavar="RULES.yaml", help="event rules")
+    add_views_argument(p)
     p.add_argument(
         "--analysis-hz",
         type=float,

@@ -75,11 +75,13 @@ def live_pipeline(
     snapshot_dir: str | Path | None = None,
     metadata: dict[str, Any] | None = None,
     max_analysis_hz: float | None = 10.0,
+    views: int = 1,
 ) -> Pipeline:
     """``source`` → predictor (models, or ``maps="truth"`` for simulated frames) → analyzer.
 
     Analyses are capped at ``max_analysis_hz`` (None: as fast as the compute allows) so that
-    on a small CPU the display and acquisition keep a share of the cores.
+    on a small CPU the display and acquisition keep a share of the cores; ``views`` is the
+    models' test-time augmentation (each view one more pass per analysed frame).
 
     The recorder is a :class:`~liveaug.viewer.recording.SwitchableRecorder`, idle until the
     Record button. ``metadata`` is the session's (truth maps read the simulated camera from it).
@@ -90,7 +92,7 @@ def live_pipeline(
 
     # on a CPU, leave a core to acquisition and display: they must never wait for models
     threads = max(1, (os.cpu_count() or 2) - 1)
-    predictor = make_predictor(maps, models=models, metadata=metadata, threads=threads)
+    predictor = make_predictor(maps, models=models, metadata=metadata, threads=threads, views=views)
     # the viewer keeps its own bounded history (viewer.history); no 2000-frame tables here
     analyzer = Analyzer(rules=rules, snapshot_dir=snapshot_dir, keep_history=False)
     analyzer.source = source
@@ -105,14 +107,16 @@ def live_pipeline(
 
 
 def replay_factory(
-    *, maps: str, models: list[str] | None, rules: str | Path | None
+    *, maps: str, models: list[str] | None, rules: str | Path | None, views: int = 1
 ) -> Callable[[Any], Pipeline]:
     """What ``Open session…`` uses: a replay source → a fresh live pipeline."""
     from liveaug.session import Session
 
     def make(source: Any) -> Pipeline:
         metadata = Session.open(source.path).metadata
-        return live_pipeline(source, maps=maps, models=models, rules=rules, metadata=metadata)
+        return live_pipeline(
+            source, maps=maps, models=models, rules=rules, metadata=metadata, views=views
+        )
 
     return make
 
@@ -170,6 +174,7 @@ def run_viewer(args: argparse.Namespace) -> int:
     models = getattr(args, "model", None)
     rules = getattr(args, "rules", None)
     maps = getattr(args, "maps", "model")
+    views = getattr(args, "views", 1)
     pipeline = live_pipeline(
         source,
         maps=maps,
@@ -177,10 +182,11 @@ def run_viewer(args: argparse.Namespace) -> int:
         rules=rules,
         snapshot_dir=getattr(args, "snapshots", None),
         metadata=metadata,
+        views=views,
     )
     return show(
         pipeline,
-        make_pipeline=replay_factory(maps=maps, models=models, rules=rules),
+        make_pipeline=replay_factory(maps=maps, models=models, rules=rules, views=views),
         title=f"liveaug — {Path(args.session).name}",
         frames=getattr(args, "frames", None),
     )
