@@ -381,6 +381,11 @@ class Predictor:
 
     def _run_views(self, m: _Loaded, x: np.ndarray, outs: list[str]) -> dict[str, np.ndarray]:
         """The outputs for ``x``, averaged over the first :attr:`views` of :data:`VIEWS`."""
+        h = w = 0
+        if self.views > 1:
+            # whole output pixels only, so that a mirrored or turned view's output pixels cover
+            # the same input pixels as the frame's own (an odd width would shift them by half)
+            x, (h, w) = pad_to_multiple(x, max(1, round(1 / m.spec.output_scale)))
         total: dict[str, np.ndarray] = {}
         for k, flip in VIEWS[: self.views]:
             xv = np.rot90(x, k)
@@ -392,7 +397,11 @@ class Predictor:
             for o, r in res.items():
                 back = np.rot90(r[..., ::-1] if flip else r, -k, axes=(-2, -1))
                 total[o] = back + total[o] if o in total else back.astype(np.float32)
-        return {o: np.ascontiguousarray(v / np.float32(self.views)) for o, v in total.items()}
+        h, w = _out_size(h, m.spec.output_scale), _out_size(w, m.spec.output_scale)
+        return {
+            o: np.ascontiguousarray(v[..., :h, :w] / np.float32(self.views))
+            for o, v in total.items()
+        }
 
     def _feed(self, m: _Loaded, x: np.ndarray) -> np.ndarray:
         """(H, W) → the model's declared layout with batch/channel axes."""

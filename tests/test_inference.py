@@ -100,6 +100,20 @@ def test_views_average_mirrored_and_turned_copies_put_back_in_place(predictor, f
     assert not np.allclose(two.maps["dapi"], one.maps["dapi"], atol=1e-4)  # the views differ
 
 
+def test_views_of_an_odd_width_land_on_the_frames_own_output_pixels(predictor):
+    x = np.random.default_rng(2).standard_normal((301, 203)).astype(np.float32)
+    two = Predictor([SHIPPED], threads=1, views=2)
+    m = two.models[0]
+    outs = [m.spec.roles["dapi"]]
+    got = two._run_views(m, x, outs)[outs[0]]
+    # the mirror of the frame padded to whole output pixels, not of the odd frame itself
+    even = pad_to_multiple(x, 2)[0]
+    a = predictor._run(m, even, outs)[outs[0]]
+    b = predictor._run(m, np.ascontiguousarray(even[:, ::-1]), outs)[outs[0]][..., ::-1]
+    assert got.shape == (151, 102)
+    np.testing.assert_allclose(got, ((a + b) / 2)[:151, :102], rtol=1e-5, atol=1e-5)
+
+
 def test_eight_views_keep_odd_rectangular_frames_in_place():
     img = np.random.default_rng(1).integers(200, 3000, (301, 203)).astype(np.uint16)
     eight = Predictor([SHIPPED], threads=1, views=8)
