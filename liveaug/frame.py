@@ -91,7 +91,8 @@ class Prediction:
     stains (normalised intensity), ``phase`` as ``(5, h, w) float32`` probabilities over
     :data:`PHASE_CLASSES`, ``apoptosis`` as ``(h, w) float32`` probability. ``scale`` is model
     pixels per frame pixel (0.5 when the frame was binned 2x); the viewer upsamples on the GPU.
-    ``models`` maps each role to the model (name and sha256 prefix) that made it.
+    ``models`` maps each role to the model (name and sha256 prefix, and the test-time views
+    when more than one) that made it.
     """
 
     frame_index: int

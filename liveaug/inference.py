@@ -366,7 +366,8 @@ class Predictor:
             t2 = time.perf_counter_ns()
             for r, o in zip(mroles, outs, strict=True):
                 maps[r] = res[o]
-                used[r] = m.spec.short_id
+                # tables name the views too: maps from 2 views are not those from 1
+                used[r] = m.spec.short_id + (f" ({self.views} views)" if self.views > 1 else "")
             scale = m.spec.output_scale / k
             timings[f"{m.spec.name}.preprocess"] = (t1 - t0) / 1e6
             timings[f"{m.spec.name}.run"] = (t2 - t1) / 1e6

@@ -89,6 +89,8 @@ def test_replay_views_average_the_models_over_mirrored_copies(session, tmp_path)
         assert main([*argv, "--views", views]) == 0
         tables[views] = pd.read_csv(csv)
     assert len(tables["1"]) > 0 and len(tables["2"]) > 0
+    assert tables["2"]["model"].str.endswith(" (2 views)").all()
+    assert not tables["1"]["model"].str.contains("views").any()
     # the same cells, measured on different (averaged) maps
     assert not np.allclose(tables["1"]["dapi_mean"].sum(), tables["2"]["dapi_mean"].sum())
 
