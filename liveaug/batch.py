@@ -336,7 +336,7 @@ def run_batch(
         write_parquet(
             table,
             folder / "cells.parquet",
-            extra={"session": parts[0].session, "maps": maps, "batch": True},
+            extra={"session": parts[0].session, "maps": maps, "views": views, "batch": True},
         )
         ev_folder = out / "events" / f"session={name}"
         ev_folder.mkdir(parents=True, exist_ok=True)

@@ -66,6 +66,7 @@ def test_replay_headless_writes_every_frame_with_units(session, tmp_path, capsys
     t = pq.read_table(par)
     assert t.schema.field("area_um2").metadata[b"unit"] == "µm²".encode()
     assert json.loads(t.schema.metadata[b"liveaug"])["frames"] == 6
+    assert json.loads(t.schema.metadata[b"liveaug"])["views"] == 1
     np.testing.assert_allclose(t.to_pandas()["dapi_integrated"], df["dapi_integrated"], rtol=1e-5)
     assert ev.exists()
 

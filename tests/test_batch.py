@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import threading
 import time
 
 import pandas as pd
+import pyarrow.parquet as pq
 import pytest
 
 from liveaug.batch import _predictor, plan, run_batch
@@ -84,6 +86,8 @@ def test_batch_equals_sequential_replay_and_loads_models_once_per_worker(
 ):
     s = _batch(session, tmp_path, cluster, maps, chunk=9)
     got = pd.read_parquet(tmp_path / "readouts" / "session=dish1" / "cells.parquet")
+    meta = pq.read_schema(tmp_path / "readouts" / "session=dish1" / "cells.parquet").metadata
+    assert json.loads(meta[b"liveaug"])["views"] == 1
     assert len(sequential) > 100 and sequential["cell_id"].nunique() > 5
     assert (sequential["parent_id"] > 0).any()  # divisions happened: lineage is stitched too
     _same(sequential, got)  # ids stitched across range boundaries match one sequential run

@@ -192,7 +192,7 @@ def run_replay(args: Any) -> int:
         if sink is not None:
             sink.close()
     table = analyzer.table()
-    extra = {"session": str(args.session), "frames": done, "maps": args.maps}
+    extra = {"session": str(args.session), "frames": done, "maps": args.maps, "views": args.views}
     if failure is not None:
         extra["incomplete"] = failure.what
     if csv is not None:
