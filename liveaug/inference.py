@@ -39,6 +39,7 @@ from liveaug.preprocess import (
     bin_image,
     pad_to_multiple,
 )
+from liveaug.views import VIEW_COUNTS, VIEWS, turn, turn_back
 
 log = logging.getLogger(__name__)
 
@@ -224,21 +225,6 @@ class _Loaded:
     input_name: str
 
 
-#: Test-time views as (quarter turns, mirrored left-right), in the order ``views`` takes them:
-#: the frame, its mirror, both turned by 180°, then the four turned by 90° and 270°.
-VIEWS: tuple[tuple[int, bool], ...] = (
-    (0, False),
-    (0, True),
-    (2, False),
-    (2, True),
-    (1, False),
-    (1, True),
-    (3, False),
-    (3, True),
-)
-VIEW_COUNTS = (1, 2, 4, 8)
-
-
 class Predictor:
     """Runs one or more models over frames and returns :class:`Prediction` maps.
 
@@ -259,9 +245,10 @@ class Predictor:
         intra-op threads of the CPU provider.
     views : {1, 2, 4, 8}
         Test-time augmentation: the maps are the mean over this many mirrored / rotated copies
-        of the frame (:data:`VIEWS`), each put back in place. The optics are isotropic, so every
-        copy is an equally valid input and averaging cancels part of the network's own error;
-        it costs ``views`` passes. 1 (the default) for live speed; more for re-analysis.
+        of the frame (:data:`liveaug.views.VIEWS`), each put back in place. The optics are
+        isotropic, so every copy is an equally valid input and averaging cancels part of the
+        network's own error; it costs ``views`` passes. 1 (the default) for live speed; more
+        for re-analysis.
     """
 
     def __init__(
@@ -380,23 +367,23 @@ class Predictor:
             timings_ms=timings,
         )
 
+    def _run_once(self, m: _Loaded, x: np.ndarray, outs: list[str]) -> dict[str, np.ndarray]:
+        """One pass over ``x``: overlapping tiles in "full" mode when it exceeds a tile."""
+        tiled = self.resolution == "full" and max(x.shape) > self.tile
+        return self._run_tiled(m, x, outs) if tiled else self._run(m, x, outs)
+
     def _run_views(self, m: _Loaded, x: np.ndarray, outs: list[str]) -> dict[str, np.ndarray]:
-        """The outputs for ``x``, averaged over the first :attr:`views` of :data:`VIEWS`."""
-        h = w = 0
-        if self.views > 1:
-            # whole output pixels only, so that a mirrored or turned view's output pixels cover
-            # the same input pixels as the frame's own (an odd width would shift them by half)
-            x, (h, w) = pad_to_multiple(x, max(1, round(1 / m.spec.output_scale)))
+        """The outputs for ``x``, averaged over the first :attr:`views` views."""
+        if self.views == 1:
+            return self._run_once(m, x, outs)
+        # whole output pixels only, so that a mirrored or turned view's output pixels cover the
+        # same input pixels as the frame's own (an odd width would shift them by half a pixel)
+        x, (h, w) = pad_to_multiple(x, max(1, round(1 / m.spec.output_scale)))
         total: dict[str, np.ndarray] = {}
         for k, flip in VIEWS[: self.views]:
-            xv = np.rot90(x, k)
-            xv = np.ascontiguousarray(xv[:, ::-1] if flip else xv)
-            tiled = self.resolution == "full" and max(xv.shape) > self.tile
-            res = self._run_tiled(m, xv, outs) if tiled else self._run(m, xv, outs)
-            if self.views == 1:
-                return res
+            res = self._run_once(m, np.ascontiguousarray(turn(x, k, flip)), outs)
             for o, r in res.items():
-                back = np.rot90(r[..., ::-1] if flip else r, -k, axes=(-2, -1))
+                back = turn_back(r, k, flip)
                 total[o] = back + total[o] if o in total else back.astype(np.float32)
         h, w = _out_size(h, m.spec.output_scale), _out_size(w, m.spec.output_scale)
         return {

@@ -19,6 +19,7 @@ from liveaug.model_eval import Accumulator, pearson
 from liveaug.model_zoo import ModelError, load_model, sha256_of
 from liveaug.preprocess import bin_image, pad_to_multiple, zero_mean_unit_variance
 from liveaug.sources.simulated import SimulatedMicroscope, SimulationConfig
+from liveaug.views import VIEW_COUNTS, VIEWS, turn, turn_back
 
 
 @pytest.fixture(scope="module")
@@ -98,6 +99,16 @@ def test_views_average_mirrored_and_turned_copies_put_back_in_place(predictor, f
         want = (one.maps[role] + mirror.maps[role][..., ::-1]) / 2
         np.testing.assert_allclose(two.maps[role], want, rtol=1e-5, atol=1e-6)
     assert not np.allclose(two.maps["dapi"], one.maps["dapi"], atol=1e-4)  # the views differ
+
+
+def test_each_view_turned_back_is_the_image_again():
+    a = np.arange(3 * 5 * 7, dtype=np.float32).reshape(3, 5, 7)
+    seen = set()
+    for k, flip in VIEWS:
+        t = turn(a, k, flip)
+        seen.add(t.tobytes())
+        np.testing.assert_array_equal(turn_back(t, k, flip), a)
+    assert len(seen) == len(VIEWS) == VIEW_COUNTS[-1]  # eight different copies
 
 
 def test_views_of_an_odd_width_land_on_the_frames_own_output_pixels(predictor):

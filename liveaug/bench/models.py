@@ -12,10 +12,11 @@ from pathlib import Path
 from typing import Any
 
 from liveaug.frame import ROLES
-from liveaug.inference import CPU, SHORT, VIEW_COUNTS, Predictor, probe_providers
+from liveaug.inference import CPU, SHORT, Predictor, probe_providers
 from liveaug.model_zoo import find_models
 from liveaug.sources.simulated import SimulatedMicroscope, SimulationConfig
 from liveaug.timing import time_calls
+from liveaug.views import VIEW_COUNTS
 
 
 def _frame(size: int):

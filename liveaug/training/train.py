@@ -22,6 +22,7 @@ from torch.nn import functional as F
 
 from liveaug.training.data import IGNORE
 from liveaug.training.model import UNet
+from liveaug.views import turn
 
 
 @dataclass(frozen=True)
@@ -73,23 +74,17 @@ class Batches:
             x0 = int(rng.integers(0, self.w - c + 1))
             k, flip = int(rng.integers(0, 4)), bool(rng.integers(0, 2))
             x = self.data["x"][i, f * y0 : f * (y0 + c), f * x0 : f * (x0 + c)]
-            out["x"].append(_augment(x, k, flip))
+            out["x"].append(turn(x, k, flip))
             for key, src in (
                 ("dapi", "dapi"),
                 ("membrane", "membrane"),
                 ("phase", "phase"),
                 ("apo", "apoptosis"),
             ):
-                out[key].append(_augment(self.data[src][i, y0 : y0 + c, x0 : x0 + c], k, flip))
+                out[key].append(turn(self.data[src][i, y0 : y0 + c, x0 : x0 + c], k, flip))
         f32 = {k: torch.from_numpy(np.stack(out[k]).astype(np.float32)[:, None]) for k in out}
         f32["phase"] = torch.from_numpy(np.stack(out["phase"]).astype(np.int64))
         return f32
-
-
-def _augment(a: np.ndarray, k: int, flip: bool) -> np.ndarray:
-    """``a`` rotated by ``k`` × 90° and, if ``flip``, mirrored left-right."""
-    a = np.rot90(a, k)
-    return a[:, ::-1] if flip else a
 
 
 def losses(
