@@ -245,6 +245,10 @@ class BatchSummary:
     """What a batch run did, per session and in all."""
 
     sessions: dict[str, dict[str, Any]]
+    maps: str
+    """Which maps the readouts were measured on (``model`` or ``truth``)."""
+    views: int
+    """Test-time views the model maps averaged (:mod:`liveaug.views`)."""
     frames: int
     ranges: int
     skipped: int
@@ -352,6 +356,8 @@ def run_batch(
     seconds = time.perf_counter() - t0
     summary = BatchSummary(
         sessions=summary_sessions,
+        maps=maps,
+        views=views,
         frames=frames,
         ranges=len(tasks),
         skipped=len(results) - len(done),

@@ -88,6 +88,8 @@ def test_batch_equals_sequential_replay_and_loads_models_once_per_worker(
     got = pd.read_parquet(tmp_path / "readouts" / "session=dish1" / "cells.parquet")
     meta = pq.read_schema(tmp_path / "readouts" / "session=dish1" / "cells.parquet").metadata
     assert json.loads(meta[b"liveaug"])["views"] == 1
+    written = json.loads((tmp_path / "summary.json").read_text())
+    assert (written["maps"], written["views"]) == (maps, 1)
     assert len(sequential) > 100 and sequential["cell_id"].nunique() > 5
     assert (sequential["parent_id"] > 0).any()  # divisions happened: lineage is stitched too
     _same(sequential, got)  # ids stitched across range boundaries match one sequential run

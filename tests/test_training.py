@@ -70,6 +70,32 @@ def test_pooled_dapi_loss_counts_only_when_weighted(cache):
     assert float(parts["dapi_pool"]) < float(parts["dapi"])  # a block mean errs less than pixels
 
 
+def test_widen_keeps_the_function_and_lets_the_new_channels_learn(cache, tmp_path):
+    from liveaug.training.model import UNet, widen
+
+    torch.manual_seed(0)
+    small = UNet((4, 8, 8, 8, 8))
+    with torch.no_grad():  # non-trivial BN statistics, so the copy has to carry them
+        small.train()(torch.randn(2, 1, 64, 64))
+    small.eval()
+    wide = widen(small, (6, 8, 12, 8, 16)).eval()
+    x = torch.randn(1, 1, 64, 96)
+    with torch.no_grad():
+        for a, b in zip(small(x), wide(x), strict=True):
+            assert torch.allclose(a, b, atol=1e-6)
+    with pytest.raises(ValueError, match="cannot widen"):
+        widen(small, (2, 8, 8, 8, 8))
+    # a training stage that starts from a narrower checkpoint widens it, and uses the new channels
+    ckpt = save_checkpoint(small, TrainConfig(widths=(4, 8, 8, 8, 8)), tmp_path / "small.pt")
+    cfg = TrainConfig(
+        steps=2, batch=2, crop=64, threads=1, widths=(6, 8, 12, 8, 16), init=str(ckpt)
+    )
+    trained = train(cache, cfg, log=lambda s: None)
+    assert trained.widths == (6, 8, 12, 8, 16)
+    reads_new = trained.head_dapi.weight.detach()[:, 4:]  # DAPI head, weights on the new channels
+    assert float(reads_new.abs().sum()) > 0  # started at zero, moved by training
+
+
 def test_train_export_check_package(cache, tmp_path):
     cfg = TrainConfig(steps=3, batch=2, crop=64, threads=1, widths=(4, 8, 8, 8, 8))
     model = train(cache, cfg, log=lambda s: None)
@@ -109,8 +135,8 @@ def test_train_command_end_to_end(tmp_path, capsys):
     out = tmp_path / "models" / "tiny"
     argv = ["train", "--out", str(out), "--cache", str(tmp_path / "c.npz")]
     argv += ["--sessions", "1", "--frames", "1", "--steps", "2"]
-    for name, *_ in LATER_STAGES:
-        argv += [f"--{name}-steps", "1"]
+    for stage in LATER_STAGES:
+        argv += [f"--{stage.name}-steps", "1"]
     argv += ["--batch", "2", "--crop", "64", "--threads", "1"]
     argv += ["--eval-sessions", "1", "--eval-frames", "1"]
     assert main(argv) == 0

@@ -4,7 +4,8 @@ The defaults reproduce the shipped model (``models/liveaug-bf4``): stage 1 train
 stage 2 fine-tunes with the stains weighted up, stage 3 polishes with the membrane and
 apoptosis weighted up too, stage 4 goes on at half the learning rate with both weighted up
 further, stage 5 adds a loss on the DAPI map averaged over nucleus-sized squares (what per-cell
-integrated DAPI is read from) — as the shipped weights were made; about 2¼ hours on 2 cores::
+integrated DAPI is read from), stage 6 widens the network (new channels start unused) and goes
+on with stage 5's losses — as the shipped weights were made; about 3¾ hours on 2 cores::
 
     liveaug train --out models/liveaug-bf4
 
@@ -19,6 +20,7 @@ from __future__ import annotations
 import argparse
 import json
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 HELP = (
@@ -27,10 +29,25 @@ HELP = (
 )
 
 
-#: The stages after the first, as the shipped weights were made: option prefix, steps, peak
-#: learning rate, loss weights, seed offset, and why the stage is there.
-LATER_STAGES: tuple[tuple[str, int, float, str, int, str], ...] = (
-    (
+@dataclass(frozen=True)
+class Stage:
+    """One training stage after the first, as the shipped weights were made."""
+
+    name: str
+    """Option prefix (``--NAME-steps`` …)."""
+    steps: int
+    lr: float
+    """Peak learning rate."""
+    loss_weights: str
+    seed_offset: int
+    why: str
+    widths: tuple[int, ...] | None = None
+    """Widen the network to these level widths first (:func:`~liveaug.training.model.widen`);
+    ``None`` keeps the previous stage's."""
+
+
+LATER_STAGES: tuple[Stage, ...] = (
+    Stage(
         "finetune",
         3000,
         1e-3,
@@ -38,7 +55,7 @@ LATER_STAGES: tuple[tuple[str, int, float, str, int, str], ...] = (
         1,
         "the stains weigh more once phase has converged",
     ),
-    (
+    Stage(
         "polish",
         6000,
         1e-3,
@@ -46,7 +63,7 @@ LATER_STAGES: tuple[tuple[str, int, float, str, int, str], ...] = (
         0,
         "losses were still falling after stage 2",
     ),
-    (
+    Stage(
         "extend",
         6000,
         5e-4,
@@ -54,13 +71,22 @@ LATER_STAGES: tuple[tuple[str, int, float, str, int, str], ...] = (
         2,
         "membrane and apoptosis were still short of their targets after stage 3",
     ),
-    (
+    Stage(
         "dna",
         3000,
         3e-4,
         "dapi=20,dapi_pool=1000,membrane=12,phase=1,apoptosis=3",
         3,
         "DAPI averaged over nucleus-sized squares fitted too, for per-cell integrated DAPI",
+    ),
+    Stage(
+        "widen",
+        8000,
+        1e-3,
+        "dapi=20,dapi_pool=1000,membrane=12,phase=1,apoptosis=3",
+        4,
+        "the network widened (the new channels start unused) for the membrane, still short",
+        widths=(32, 48, 64, 96, 160),
     ),
 )
 
@@ -86,13 +112,17 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         default="dapi=10,membrane=3,phase=1,apoptosis=1",
         help="stage 1: weight of each task's loss, role=weight,…",
     )
-    for n, (name, steps, lr, weights, _, why) in enumerate(LATER_STAGES, 2):
+    for n, st in enumerate(LATER_STAGES, 2):
         p.add_argument(
-            f"--{name}-steps", type=int, default=steps, help=f"stage {n} steps (0: skip it)"
+            f"--{st.name}-steps", type=int, default=st.steps, help=f"stage {n} steps (0: skip it)"
         )
-        p.add_argument(f"--{name}-lr", type=float, default=lr, help=f"stage {n} peak learning rate")
         p.add_argument(
-            f"--{name}-loss-weights", default=weights, help=f"stage {n} loss weights ({why})"
+            f"--{st.name}-lr", type=float, default=st.lr, help=f"stage {n} peak learning rate"
+        )
+        p.add_argument(
+            f"--{st.name}-loss-weights",
+            default=st.loss_weights,
+            help=f"stage {n} loss weights ({st.why})",
         )
     p.add_argument("--init", type=Path, help="start stage 1 from this checkpoint")
     p.add_argument("--threads", type=int, default=2, help="torch threads (and data workers)")
@@ -153,16 +183,17 @@ def run(args: argparse.Namespace) -> int:
                 **common,
             )
         ]
-        for name, _, _, _, seed_offset, _ in LATER_STAGES:
-            steps, lr, weights = _stage(args, name)
+        for st in LATER_STAGES:
+            steps, lr, weights = _stage(args, st.name)
             if steps > 0:
                 stages.append(
                     TrainConfig(
                         steps=steps,
-                        seed=args.seed + seed_offset,
+                        seed=args.seed + st.seed_offset,
                         lr=lr,
                         loss_weights=_weights(weights),
                         init=str(work / f"stage{len(stages)}.pt"),
+                        widths=st.widths or stages[-1].widths,
                         **common,
                     )
                 )
@@ -206,13 +237,14 @@ def _recipe(args: argparse.Namespace) -> str:
         f"Stage 1: {args.steps} steps {start}, peak lr {args.lr:g}, loss weights "
         f"{args.loss_weights}"
     ]
-    for name, *_ in LATER_STAGES:
-        steps, lr, weights = _stage(args, name)
+    for st in LATER_STAGES:
+        steps, lr, weights = _stage(args, st.name)
         if steps > 0:
             n = len(parts) + 1
+            widened = f", widened to {st.widths}" if st.widths else ""
             parts.append(
-                f"stage {n}: {steps} steps from stage {n - 1}, peak lr {lr:g}, loss weights "
-                f"{weights}"
+                f"stage {n}: {steps} steps from stage {n - 1}{widened}, peak lr {lr:g}, "
+                f"loss weights {weights}"
             )
     text = "; ".join(parts) + ". AdamW, cosine schedule, random 90° rotations and flips."
     if "dapi_pool" in text:
@@ -239,9 +271,13 @@ def _argv_summary(args: argparse.Namespace) -> str:
         ("lr", 3e-3),
         ("loss_weights", "dapi=10,membrane=3,phase=1,apoptosis=1"),
         *(
-            (f"{name}_{key}", default)
-            for name, steps, lr, weights, _, _ in LATER_STAGES
-            for key, default in (("steps", steps), ("lr", lr), ("loss_weights", weights))
+            (f"{st.name}_{key}", default)
+            for st in LATER_STAGES
+            for key, default in (
+                ("steps", st.steps),
+                ("lr", st.lr),
+                ("loss_weights", st.loss_weights),
+            )
         ),
         ("init", None),
     ):

@@ -92,3 +92,31 @@ class UNet(nn.Module):
             torch.softmax(out["phase"] + self.phase_bias.view(1, -1, 1, 1), dim=1),
             torch.sigmoid(out["apoptosis"] + self.apoptosis_bias),
         )
+
+
+def widen(small: UNet, widths: tuple[int, ...]) -> UNet:
+    """A wider U-Net that computes exactly what ``small`` computes, to train on from there.
+
+    Every tensor of ``small`` is copied into the leading slice of the wider one; the weights
+    that read the new channels start at zero, so the new channels (randomly initialised, as from
+    scratch) change nothing until training gives them a use. Capacity grows without throwing
+    away what the small network has learnt (net2net-style widening).
+    """
+    if len(widths) != len(small.widths) or any(
+        w < s for w, s in zip(widths, small.widths, strict=True)
+    ):
+        raise ValueError(f"cannot widen {small.widths} to {widths}")
+    wide = UNet(widths, n_phase=int(small.phase_bias.numel()))
+    old = small.state_dict()
+    new = wide.state_dict()
+    for name, t in new.items():
+        s = old[name]
+        if t.shape == s.shape:
+            new[name] = s.clone()
+            continue
+        lead = tuple(slice(0, n) for n in s.shape)
+        if t.dim() == 4:  # conv weight (out, in, k, k): old outputs ignore the new inputs
+            t[: s.shape[0], s.shape[1] :] = 0
+        t[lead] = s
+    wide.load_state_dict(new)
+    return wide

@@ -21,7 +21,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from liveaug.training.data import IGNORE
-from liveaug.training.model import UNet
+from liveaug.training.model import UNet, widen
 from liveaug.views import turn
 
 
@@ -119,13 +119,15 @@ def train(
     log: Callable[[str], None] = print,
     on_step: Callable[[], None] | None = None,
 ) -> UNet:
-    """Train from scratch for ``cfg.steps`` steps; returns the model in eval mode."""
+    """Train for ``cfg.steps`` steps, from scratch or from ``cfg.init`` (widened to
+    ``cfg.widths`` when those are larger); returns the model in eval mode."""
     torch.manual_seed(cfg.seed)
     torch.set_num_threads(cfg.threads)
-    model = UNet(cfg.widths)
-    if cfg.init:
+    if cfg.init:  # go on from a checkpoint, widened when this stage's widths are larger
         start, _ = load_checkpoint(Path(cfg.init))
-        model.load_state_dict(start.state_dict())
+        model = widen(start, cfg.widths)
+    else:
+        model = UNet(cfg.widths)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     warm = max(1, cfg.steps // 20)
 
