@@ -150,3 +150,22 @@ def test_train_command_end_to_end(tmp_path, capsys):
     assert (tmp_path / "work-tiny" / f"stage{last}.pt").is_file()
     report = json.loads((out / "training_report.json").read_text())
     assert f"stage {last}: 1 steps from stage {last - 1}" in report["meta"]["recipe"]
+
+
+def test_stages_widen_once_and_never_narrow(tmp_path):
+    import argparse
+
+    from liveaug.commands.train import LATER_STAGES, add_arguments, stage_configs
+    from liveaug.training.model import UNet
+
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    recipe = stage_configs(parser.parse_args([]), tmp_path)
+    widened = next(st.widths for st in LATER_STAGES if st.widths)
+    assert recipe[0].widths == TrainConfig.widths and recipe[-1].widths == widened
+    assert recipe[-1].init == str(tmp_path / f"stage{len(recipe) - 1}.pt")
+    # fine-tuning a wider checkpoint (the shipped model.pt, or wider still) keeps its widths
+    wider = tuple(w + 8 for w in widened)
+    ckpt = save_checkpoint(UNet(wider), TrainConfig(widths=wider), tmp_path / "wide.pt")
+    tuned = stage_configs(parser.parse_args(["--init", str(ckpt)]), tmp_path)
+    assert {c.widths for c in tuned} == {wider}

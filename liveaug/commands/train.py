@@ -22,6 +22,10 @@ import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from liveaug.training.train import TrainConfig
 
 HELP = (
     "Train the brightfield predictors (virtual DAPI, membrane, phase, apoptosis) on simulated "
@@ -153,7 +157,7 @@ def run(args: argparse.Namespace) -> int:
     from liveaug.progress import progress
     from liveaug.training.data import build_cache, load_cache
     from liveaug.training.pipeline import finish_model
-    from liveaug.training.train import TrainConfig, load_checkpoint, save_checkpoint, train
+    from liveaug.training.train import load_checkpoint, save_checkpoint, train
 
     t_start = time.monotonic()
     work = args.cache.parent / f"work-{args.out.name}"  # checkpoints and raw ONNX, not shipped
@@ -172,31 +176,7 @@ def run(args: argparse.Namespace) -> int:
                     on_session=bar.update,
                 )
         data = load_cache(args.cache)
-        common = {"batch": args.batch, "crop": args.crop, "threads": args.threads}
-        stages = [
-            TrainConfig(
-                steps=args.steps,
-                seed=args.seed,
-                lr=args.lr,
-                loss_weights=_weights(args.loss_weights),
-                init=str(args.init or ""),
-                **common,
-            )
-        ]
-        for st in LATER_STAGES:
-            steps, lr, weights = _stage(args, st.name)
-            if steps > 0:
-                stages.append(
-                    TrainConfig(
-                        steps=steps,
-                        seed=args.seed + st.seed_offset,
-                        lr=lr,
-                        loss_weights=_weights(weights),
-                        init=str(work / f"stage{len(stages)}.pt"),
-                        widths=st.widths or stages[-1].widths,
-                        **common,
-                    )
-                )
+        stages = stage_configs(args, work)
         t0 = time.monotonic()
         for i, cfg in enumerate(stages, 1):
             with progress(cfg.steps, f"train stage {i}", unit="step") as bar:
@@ -219,6 +199,44 @@ def run(args: argparse.Namespace) -> int:
     print(json.dumps(report["accuracy"], indent=1, default=float))
     print(f"wrote {args.out} in {(time.monotonic() - t_start) / 60:.1f} min")
     return 0
+
+
+def stage_configs(args: argparse.Namespace, work: Path) -> list[TrainConfig]:
+    """The training stages the options ask for, each starting from the one before's checkpoint
+    in ``work``; a stage never narrows the network (fine-tuning a widened checkpoint keeps it)."""
+    from liveaug.training.train import TrainConfig, load_checkpoint
+
+    common = {"batch": args.batch, "crop": args.crop, "threads": args.threads}
+    widths = load_checkpoint(args.init)[1].widths if args.init else TrainConfig.widths
+    stages = [
+        TrainConfig(
+            steps=args.steps,
+            seed=args.seed,
+            lr=args.lr,
+            loss_weights=_weights(args.loss_weights),
+            init=str(args.init or ""),
+            widths=widths,
+            **common,
+        )
+    ]
+    for st in LATER_STAGES:
+        steps, lr, weights = _stage(args, st.name)
+        if steps > 0:
+            prev = stages[-1].widths
+            if st.widths and len(st.widths) == len(prev):
+                prev = tuple(max(a, b) for a, b in zip(st.widths, prev, strict=True))
+            stages.append(
+                TrainConfig(
+                    steps=steps,
+                    seed=args.seed + st.seed_offset,
+                    lr=lr,
+                    loss_weights=_weights(weights),
+                    init=str(work / f"stage{len(stages)}.pt"),
+                    widths=prev,
+                    **common,
+                )
+            )
+    return stages
 
 
 def _stage(args: argparse.Namespace, name: str) -> tuple[int, float, str]:
