@@ -54,7 +54,10 @@ def test_compute_takes_newest_frame_and_recorder_keeps_every_frame(tmp_path):
     pipe.result_ready.connect(results.append)
     pipe.start()
     time.sleep(1.0)
-    assert pipe.stop(timeout_s=1.0)
+    # 100 frames/s with truth maps: on a loaded 2-core machine the recorder can still hold a
+    # backlog after 1 s (stop then returns False and the backlog is written after it, see the
+    # backlog test below); here the subject is what gets recorded, so give it time to drain
+    assert pipe.stop(timeout_s=5.0)
     stats = pipe.stats()
     assert stats["acquired"] >= 60
     assert stats["dropped"] > 0 and 0 < stats["analysed"] < stats["acquired"]
