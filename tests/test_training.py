@@ -155,7 +155,7 @@ def test_train_command_end_to_end(tmp_path, capsys):
 def test_stages_widen_once_and_never_narrow(tmp_path):
     import argparse
 
-    from liveaug.commands.train import LATER_STAGES, add_arguments, stage_configs
+    from liveaug.commands.train import LATER_STAGES, _recipe, add_arguments, stage_configs
     from liveaug.training.model import UNet
 
     parser = argparse.ArgumentParser()
@@ -169,3 +169,6 @@ def test_stages_widen_once_and_never_narrow(tmp_path):
     ckpt = save_checkpoint(UNet(wider), TrainConfig(widths=wider), tmp_path / "wide.pt")
     tuned = stage_configs(parser.parse_args(["--init", str(ckpt)]), tmp_path)
     assert {c.widths for c in tuned} == {wider}
+    # the card's recipe says what ran: the widening where it happens, none when there is none
+    assert f"stage {len(recipe)}: " in _recipe(recipe)
+    assert f"widened to {widened}" in _recipe(recipe) and "widened" not in _recipe(tuned)

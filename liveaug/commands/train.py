@@ -162,6 +162,7 @@ def run(args: argparse.Namespace) -> int:
     t_start = time.monotonic()
     work = args.cache.parent / f"work-{args.out.name}"  # checkpoints and raw ONNX, not shipped
     work.mkdir(parents=True, exist_ok=True)
+    stages = stage_configs(args, work)
     if args.checkpoint:
         model, cfg = load_checkpoint(args.checkpoint)
         minutes_train = args.train_minutes
@@ -176,7 +177,6 @@ def run(args: argparse.Namespace) -> int:
                     on_session=bar.update,
                 )
         data = load_cache(args.cache)
-        stages = stage_configs(args, work)
         t0 = time.monotonic()
         for i, cfg in enumerate(stages, 1):
             with progress(cfg.steps, f"train stage {i}", unit="step") as bar:
@@ -194,7 +194,7 @@ def run(args: argparse.Namespace) -> int:
         eval_frames=args.eval_frames,
         train_minutes=minutes_train,
         command="liveaug train " + _argv_summary(args),
-        recipe=_recipe(args),
+        recipe=_recipe(stages),
     )
     print(json.dumps(report["accuracy"], indent=1, default=float))
     print(f"wrote {args.out} in {(time.monotonic() - t_start) / 60:.1f} min")
@@ -248,22 +248,19 @@ def _stage(args: argparse.Namespace, name: str) -> tuple[int, float, str]:
     )
 
 
-def _recipe(args: argparse.Namespace) -> str:
-    """The stages in words, for the model card."""
-    start = "from scratch" if args.init is None else f"from {args.init}"
-    parts = [
-        f"Stage 1: {args.steps} steps {start}, peak lr {args.lr:g}, loss weights "
-        f"{args.loss_weights}"
-    ]
-    for st in LATER_STAGES:
-        steps, lr, weights = _stage(args, st.name)
-        if steps > 0:
-            n = len(parts) + 1
-            widened = f", widened to {st.widths}" if st.widths else ""
-            parts.append(
-                f"stage {n}: {steps} steps from stage {n - 1}{widened}, peak lr {lr:g}, "
-                f"loss weights {weights}"
-            )
+def _recipe(stages: list[TrainConfig]) -> str:
+    """The stages in words, for the model card: read from the configs that train the weights,
+    so the card says what ran (a widening included)."""
+    parts = []
+    for n, cfg in enumerate(stages, 1):
+        weights = ",".join(f"{k}={v:g}" for k, v in cfg.loss_weights.items())
+        if n == 1:
+            start = f"from {cfg.init}" if cfg.init else "from scratch"
+            head = f"Stage 1: {cfg.steps} steps {start}"
+        else:
+            widened = f", widened to {cfg.widths}" if cfg.widths != stages[n - 2].widths else ""
+            head = f"stage {n}: {cfg.steps} steps from stage {n - 1}{widened}"
+        parts.append(f"{head}, peak lr {cfg.lr:g}, loss weights {weights}")
     text = "; ".join(parts) + ". AdamW, cosine schedule, random 90° rotations and flips."
     if "dapi_pool" in text:
         from liveaug.training.train import TrainConfig
