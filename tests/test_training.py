@@ -172,3 +172,60 @@ def test_stages_widen_once_and_never_narrow(tmp_path):
     # the card's recipe says what ran: the widening where it happens, none when there is none
     assert f"stage {len(recipe)}: " in _recipe(recipe)
     assert f"widened to {widened}" in _recipe(recipe) and "widened" not in _recipe(tuned)
+
+
+def test_a_shipped_onnx_model_reads_back_into_the_network_it_came_from(cache, tmp_path):
+    from liveaug.training.model import UNet
+    from liveaug.training.onnx_import import unet_from_onnx
+
+    torch.manual_seed(1)
+    net = UNet((4, 8, 8, 8, 12))
+    with torch.no_grad():  # non-trivial BatchNorm statistics, which export folds away
+        net.train()(torch.randn(4, 1, 64, 64) * 3 + 1)
+        net.phase_bias.copy_(torch.tensor([0.0, 0.1, 0.2, 0.3, 0.0]))
+    path = export_onnx(net.eval(), tmp_path / "m.onnx")
+    frames = cache["x"][:, None, :64, :64].astype(np.float32)
+    back = unet_from_onnx(path, phase_offsets=[0.0, 0.1, 0.2, 0.3, 0.0], frames=frames)
+    assert back.widths == (4, 8, 8, 8, 12)
+    x = np.random.default_rng(0).standard_normal((1, 1, 64, 96))
+    assert max(check_against_torch(back, path, x, atol=1e-4).values()) < 1e-4
+    # BatchNorm now holds the folded layers' own statistics: training mode starts where eval is
+    with torch.no_grad():
+        train_out = back.train().logits(torch.from_numpy(frames))["dapi"]
+        eval_out = back.eval().logits(torch.from_numpy(frames))["dapi"]
+    assert float((train_out - eval_out).abs().max()) < 1e-3
+    import onnx
+
+    proto = onnx.load(str(export_onnx(UNet((4, 8, 8, 8, 8)), tmp_path / "x.onnx")))
+    del proto.graph.node[3:]
+    onnx.save(proto, str(tmp_path / "not.onnx"))
+    with pytest.raises(ValueError, match="not a liveaug U-Net"):
+        unet_from_onnx(tmp_path / "not.onnx")
+
+
+def test_interrupted_training_resumes_to_the_same_weights(cache, tmp_path):
+    cfg = TrainConfig(steps=4, batch=2, crop=64, threads=1, widths=(4, 8, 8, 8, 8))
+    whole = train(cache, cfg, log=lambda s: None)
+    state = tmp_path / "resume.pt"
+    steps = 0
+
+    def stop_after_two() -> None:
+        nonlocal steps
+        steps += 1
+        if steps == 2:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):  # saved after every step (every_s=0), then stopped
+        train(cache, cfg, log=lambda s: None, on_step=stop_after_two, resume=state, every_s=0)
+    logs: list[str] = []
+    resumed = train(cache, cfg, log=logs.append, resume=state, every_s=0)
+    assert any("resumed at step" in s for s in logs)
+    for a, b in zip(whole.state_dict().values(), resumed.state_dict().values(), strict=True):
+        assert torch.allclose(a.float(), b.float(), atol=1e-6)
+    with pytest.raises(ValueError, match="another training configuration"):
+        train(
+            cache,
+            TrainConfig(steps=5, batch=2, crop=64, threads=1, widths=(4, 8, 8, 8, 8)),
+            log=lambda s: None,
+            resume=state,
+        )

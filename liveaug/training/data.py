@@ -22,6 +22,7 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
+import cv2
 import numpy as np
 
 from liveaug.frame import Frame
@@ -56,6 +57,74 @@ TRAIN_RANGES: dict[str, tuple[float, float]] = {
 BIT_DEPTHS = (8, 12, 16)
 #: The shifted test setting: defocus twice the trained maximum, a quarter of the least light.
 SHIFTED = {"optics__defocus_um": 10.0, "camera__photons": 250.0}
+
+#: Contrast modes of the domain-randomised sessions and how often each is drawn. DIC is kept out
+#: of training entirely, so the models can be reported on an optics family they never saw.
+DOMAIN_CONTRASTS: dict[str, float] = {
+    "brightfield": 0.5,
+    "phase_contrast": 0.17,
+    "oblique": 0.17,
+    "qpi": 0.16,
+}
+NEVER_SEEN_CONTRAST = "dic"
+#: Fraction of training sessions drawn from :func:`sample_config` (the clean brightfield
+#: microscope the in-distribution figures are measured on); the rest from
+#: :func:`sample_domain_config`.
+CLEAN_FRACTION = 0.35
+
+
+def sample_domain_config(
+    rng: np.random.Generator, *, seed: int, size: int = 512, contrast: str | None = None
+) -> SimulationConfig:
+    """A session from a randomly drawn microscope: contrast mode, focus of either sign, uneven
+    light, fringes, dust, debris, bubbles, sensor defects, 8–16 bit, 150–12000 photons,
+    cell size and nuclear contrast, textured substrates, 0.43–0.93 µm/px.
+
+    ``size`` is the field at the models' input sampling (:data:`INPUT_PIXEL_UM`): the session
+    is simulated at its own pixel size over the same field and :func:`prepare` resamples it.
+    """
+    base = sample_config(rng, seed=seed, size=size)
+    modes = list(DOMAIN_CONTRASTS)
+    mode = contrast or str(rng.choice(modes, p=list(DOMAIN_CONTRASTS.values())))
+
+    def maybe(p: float, lo: float, hi: float) -> float:
+        return float(rng.uniform(lo, hi)) if rng.random() < p else 0.0
+
+    sign = 1.0 if rng.random() < 0.5 else -1.0
+    defocus = {
+        "brightfield": sign * float(rng.uniform(0.7, 6.0)),
+        "phase_contrast": float(rng.uniform(-1.0, 1.0)),
+        "dic": float(rng.uniform(-1.0, 1.0)),
+        "oblique": float(rng.uniform(-1.5, 1.5)),
+        "qpi": 0.0,
+    }[mode]
+    magnification = float(rng.uniform(7.0, 15.0))
+    sim_size = math.ceil(size * INPUT_PIXEL_UM * magnification / base.optics.camera_pixel_um)
+    return base.with_(
+        height=sim_size,
+        width=sim_size,
+        optics__contrast=mode,
+        optics__defocus_um=defocus,
+        optics__magnification=magnification,
+        optics__phase_ring_na=float(rng.uniform(0.02, 0.06)),
+        optics__phase_ring_transmission=float(rng.uniform(0.25, 0.6)),
+        optics__tilt_na=float(rng.uniform(0.1, 0.28)),
+        optics__shear_angle_deg=float(rng.uniform(0, 360)),
+        optics__vignetting=float(rng.uniform(0.0, 0.7)),
+        optics__illumination_gradient=maybe(0.5, 0.0, 0.8),
+        optics__fringe_amplitude=maybe(0.25, 0.02, 0.15),
+        optics__fringe_period_um=float(rng.uniform(10.0, 80.0)),
+        optics__dust=int(rng.integers(1, 6)) if rng.random() < 0.3 else 0,
+        optics__debris=int(rng.integers(5, 60)) if rng.random() < 0.3 else 0,
+        optics__bubbles=int(rng.integers(1, 3)) if rng.random() < 0.1 else 0,
+        camera__photons=float(math.exp(rng.uniform(math.log(150.0), math.log(12000.0)))),
+        camera__fixed_pattern=maybe(0.3, 0.005, 0.05),
+        camera__hot_pixel_fraction=maybe(0.3, 1e-4, 2e-3),
+        biology__nucleus_contrast=float(rng.uniform(0.4, 1.6)),
+        biology__substrate_texture_um=maybe(0.3, 0.005, 0.04),
+        biology__cell_radius_um=float(rng.uniform(8.0, 18.0)),
+        biology__density=float(rng.uniform(0.05, 1.0)),
+    )
 
 
 def sample_config(rng: np.random.Generator, *, seed: int, size: int = 512) -> SimulationConfig:
@@ -117,12 +186,45 @@ def stain_scale(config: SimulationConfig) -> tuple[float, float, float]:
     return offset, e_per_adu, cam.fluo_background_e
 
 
-def prepare(frame: Frame, config: SimulationConfig, factor: int = BIN) -> Sample:
-    """Normalised input and binned, physical-scale targets for one simulated frame."""
+def resampled(frame: Frame, size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(image, DAPI, membrane, cell labels) of a frame resampled to :data:`INPUT_PIXEL_UM` and
+    cut to ``size`` × ``size`` from the centre — what inference feeds a frame of that sampling."""
+    t = frame.truth
+    assert t is not None
+    ratio = (frame.pixel_size_um or INPUT_PIXEL_UM) / INPUT_PIXEL_UM
+    out = []
+    for img, interp in (
+        (frame.image, None),
+        (t.dapi, None),
+        (t.membrane, None),
+        (t.cell_labels, cv2.INTER_NEAREST),
+    ):
+        h, w = img.shape
+        nh, nw = max(size, round(h * ratio)), max(size, round(w * ratio))
+        if interp is None:
+            interp = cv2.INTER_AREA if ratio < 1 else cv2.INTER_LINEAR
+            img = img.astype(np.float32)
+        else:
+            img = img.astype(np.int32)
+        r = cv2.resize(img, (nw, nh), interpolation=interp)
+        y0, x0 = (nh - size) // 2, (nw - size) // 2
+        out.append(r[y0 : y0 + size, x0 : x0 + size])
+    return out[0], out[1], out[2], out[3]
+
+
+def prepare(
+    frame: Frame, config: SimulationConfig, factor: int = BIN, *, size: int | None = None
+) -> Sample:
+    """Normalised input and binned, physical-scale targets for one simulated frame; with
+    ``size``, resampled to the models' input sampling first and cut to ``size`` × ``size``."""
     t = frame.truth
     if t is None:
         raise ValueError("frame has no truth")
-    x = zero_mean_unit_variance(frame.image)
+    if size is not None:
+        image, dapi_img, mem_img, lab_img = resampled(frame, size)
+    else:
+        image, dapi_img, mem_img, lab_img = frame.image, t.dapi, t.membrane, t.cell_labels
+    x = zero_mean_unit_variance(image)
     offset, e_per_adu, bg = stain_scale(config)
     peak = config.camera.fluo_photons
 
@@ -130,7 +232,7 @@ def prepare(frame: Frame, config: SimulationConfig, factor: int = BIN) -> Sample
         e = (bin_image(img, factor) - np.float32(offset)) * np.float32(e_per_adu) - np.float32(bg)
         return e / np.float32(peak * scale)
 
-    labels = bin_labels(t.cell_labels, factor)
+    labels = bin_labels(lab_img, factor)
     cells = t.cells
     n = int(labels.max()) + 1
     ids = cells["cell_id"].astype(np.int64)
@@ -141,28 +243,43 @@ def prepare(frame: Frame, config: SimulationConfig, factor: int = BIN) -> Sample
     apo_lut[ids[keep]] = cells["apoptotic"][keep].astype(np.uint8)
     return Sample(
         x=x,
-        dapi=stain(t.dapi, 1.0),
-        membrane=stain(t.membrane, 0.2),
+        dapi=stain(dapi_img, 1.0),
+        membrane=stain(mem_img, 0.2),
         phase=phase_lut[labels],
         apoptosis=apo_lut[labels],
     )
 
 
-def _session(args: tuple[int, int, int]) -> list[Sample]:
-    """All frames of one training session (runs in a worker process)."""
-    seed, frames, size = args
+def session_config(seed: int, size: int, domains: bool) -> tuple[SimulationConfig, bool]:
+    """The settings of training session ``seed`` and whether its frames are resampled: with
+    ``domains``, a :data:`CLEAN_FRACTION` of sessions from the clean microscope (used as they
+    come, as before) and the rest from randomly drawn ones (resampled to the models' sampling)."""
     rng = np.random.default_rng(seed)
-    config = sample_config(rng, seed=seed, size=size)
+    if domains and np.random.default_rng([seed, 1]).random() >= CLEAN_FRACTION:
+        return sample_domain_config(rng, seed=seed, size=size), True
+    return sample_config(rng, seed=seed, size=size), False
+
+
+def _session(args: tuple[int, int, int, bool]) -> list[Sample]:
+    """All frames of one training session (runs in a worker process)."""
+    seed, frames, size, domains = args
+    config, resample = session_config(seed, size, domains)
     sim = SimulatedMicroscope(config)
     sim.open()
-    return [prepare(sim.read(), config) for _ in range(frames)]
+    return [prepare(sim.read(), config, size=size if resample else None) for _ in range(frames)]
 
 
 def iter_sessions(
-    n_sessions: int, frames: int, *, size: int = 512, workers: int = 2, seed0: int = TRAIN_SEED0
+    n_sessions: int,
+    frames: int,
+    *,
+    size: int = 512,
+    workers: int = 2,
+    seed0: int = TRAIN_SEED0,
+    domains: bool = False,
 ) -> Iterator[list[Sample]]:
     """Generate training sessions in ``workers`` processes (one thread each), in seed order."""
-    jobs = [(seed0 + i, frames, size) for i in range(n_sessions)]
+    jobs = [(seed0 + i, frames, size, domains) for i in range(n_sessions)]
     if workers <= 1:
         yield from map(_session, jobs)
         return
@@ -178,11 +295,16 @@ def build_cache(
     size: int = 512,
     workers: int = 2,
     seed0: int = TRAIN_SEED0,
+    domains: bool = False,
     on_session: object = None,
 ) -> Path:
-    """Simulate ``n_sessions × frames`` frames and store them as one compressed ``.npz``."""
+    """Simulate ``n_sessions × frames`` frames and store them as one compressed ``.npz``
+    (``domains``: mix in randomly drawn microscopes, :func:`session_config`)."""
     xs, dapi, mem, phase, apo = [], [], [], [], []
-    for samples in iter_sessions(n_sessions, frames, size=size, workers=workers, seed0=seed0):
+    sessions = iter_sessions(
+        n_sessions, frames, size=size, workers=workers, seed0=seed0, domains=domains
+    )
+    for samples in sessions:
         for s in samples:
             xs.append(s.x.astype(np.float16))
             dapi.append(s.dapi.astype(np.float16))

@@ -118,9 +118,16 @@ def train(
     *,
     log: Callable[[str], None] = print,
     on_step: Callable[[], None] | None = None,
+    resume: Path | None = None,
+    every_s: float = 300.0,
 ) -> UNet:
     """Train for ``cfg.steps`` steps, from scratch or from ``cfg.init`` (widened to
-    ``cfg.widths`` when those are larger); returns the model in eval mode."""
+    ``cfg.widths`` when those are larger); returns the model in eval mode.
+
+    With ``resume``, the whole training state (weights, optimiser, schedule, batch generator)
+    is saved there every ``every_s`` seconds, and a run that finds it goes on from it: a long
+    training killed or interrupted loses at most those seconds.
+    """
     torch.manual_seed(cfg.seed)
     torch.set_num_threads(cfg.threads)
     if cfg.init:  # go on from a checkpoint, widened when this stage's widths are larger
@@ -140,9 +147,21 @@ def train(
     batches = Batches(data, cfg.crop, cfg.batch, cfg.seed)
     phase_w = torch.tensor(cfg.phase_weights, dtype=torch.float32)
     running: dict[str, float] = {}
-    t0 = time.monotonic()
+    first = 0
+    if resume is not None and resume.exists():
+        state = torch.load(resume, map_location="cpu", weights_only=False)
+        if state["config"] != asdict(cfg):
+            raise ValueError(f"{resume} was saved by another training configuration")
+        model.load_state_dict(state["model"])
+        opt.load_state_dict(state["opt"])
+        sched.load_state_dict(state["sched"])
+        batches.rng.bit_generator.state = state["rng"]
+        torch.set_rng_state(state["torch_rng"])
+        first, running = int(state["step"]), dict(state["running"])
+        log(f"resumed at step {first} from {resume}")
+    t0 = last_save = time.monotonic()
     model.train()
-    for step in range(cfg.steps):
+    for step in range(first, cfg.steps):
         parts = losses(model, batches(), cfg, phase_w)
         total = sum(cfg.loss_weights[k] * v for k, v in parts.items())
         opt.zero_grad(set_to_none=True)
@@ -158,6 +177,23 @@ def train(
         if (step + 1) % 100 == 0 or step + 1 == cfg.steps:
             parts_s = " ".join(f"{k}={v:.4f}" for k, v in running.items())
             log(f"step {step + 1}/{cfg.steps} {parts_s} ({time.monotonic() - t0:.0f} s)")
+        if resume is not None and time.monotonic() - last_save >= every_s:
+            last_save = time.monotonic()
+            tmp = resume.with_suffix(".tmp")
+            torch.save(
+                {
+                    "config": asdict(cfg),
+                    "model": model.state_dict(),
+                    "opt": opt.state_dict(),
+                    "sched": sched.state_dict(),
+                    "rng": batches.rng.bit_generator.state,
+                    "torch_rng": torch.get_rng_state(),
+                    "step": step + 1,
+                    "running": running,
+                },
+                tmp,
+            )
+            tmp.replace(resume)  # a kill while writing leaves the previous state whole
     return model.eval()
 
 

@@ -1,14 +1,21 @@
 """Parameters of the simulated microscope, in physical units, with realistic defaults.
 
-Three groups: the optics (objective, illumination, focus), the camera (photons, noise, bits) and
-the biology (cell size, density, cell-cycle timing, apoptosis, the fluorescent reporter). All are
-plain frozen dataclasses so a session can store them and a training job can vary them.
+Three groups: the optics (objective, contrast mode, illumination, focus), the camera (photons,
+noise, bits, sensor defects) and the biology (cell size, density, cell-cycle timing, apoptosis,
+the fluorescent reporter). All are plain frozen dataclasses so a session can store them and a
+training job can vary them. The defaults are a clean brightfield microscope; every imperfection a
+real one adds (other contrast modes, uneven light, fringes, dust, fixed-pattern noise …) is an
+option that is off by default, so models can be trained across many microscopes
+(domain randomisation) and tested on settings they never saw.
 """
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
+
+#: Transmitted-light contrast modes the simulator renders (``Optics.contrast``).
+CONTRAST_MODES: tuple[str, ...] = ("brightfield", "phase_contrast", "dic", "oblique", "qpi")
 
 
 @dataclass(frozen=True)
@@ -33,6 +40,34 @@ class Optics:
     drift_period_s: float = 1800.0
     absorption_per_um: float = 0.004
     """Weak amplitude absorption of cytoplasm per µm of thickness."""
+    contrast: str = "brightfield"
+    """Contrast mode, one of :data:`CONTRAST_MODES`: brightfield (defocus of either sign makes
+    the phase object visible), Zernike phase contrast, DIC, oblique illumination, or a
+    quantitative-phase camera (the image is the optical phase)."""
+    phase_ring_na: float = 0.04
+    """Phase contrast: radius of the phase ring in the pupil, in NA units; object detail coarser
+    than λ / this passes the ring too, which gives halos and shade-off."""
+    phase_ring_transmission: float = 0.25
+    """Phase contrast: amplitude transmission of the ring (the undiffracted light is dimmed)."""
+    dic_shear_um: float = 0.25
+    """DIC: lateral shear between the two interfering beams."""
+    dic_bias_rad: float = 0.8
+    """DIC: phase bias between the beams (sets the grey level and the relief's sign)."""
+    tilt_na: float = 0.15
+    """Oblique illumination: tilt of the illuminating beam, NA units."""
+    shear_angle_deg: float = 45.0
+    """Direction of the DIC shear or of the oblique tilt."""
+    illumination_gradient: float = 0.0
+    """Uneven Köhler field: relative intensity change across the field (a tilted ramp)."""
+    fringe_amplitude: float = 0.0
+    """Interference fringes / banding: relative amplitude of straight sinusoidal bands."""
+    fringe_period_um: float = 40.0
+    dust: int = 0
+    """Out-of-focus dust particles in the light path (soft, ringed shadows)."""
+    debris: int = 0
+    """Small in-focus absorbing particles on the dish (not cells)."""
+    bubbles: int = 0
+    """Air bubbles in the medium (large bright-cored discs with dark rims)."""
 
     @property
     def pixel_size_um(self) -> float:
@@ -55,6 +90,11 @@ class Camera:
     fluo_photons: float = 400.0
     """Peak photo-electrons of a G1 nucleus in the DAPI channel (other stains scaled alike)."""
     fluo_background_e: float = 12.0
+    fixed_pattern: float = 0.0
+    """Fixed-pattern noise of the brightfield sensor: per-column offsets and per-pixel gain
+    spread, as a fraction of the signal (sCMOS column noise and photo-response non-uniformity)."""
+    hot_pixel_fraction: float = 0.0
+    """Fraction of brightfield pixels that read far too high whatever the light (hot pixels)."""
 
     @property
     def dtype(self) -> str:
@@ -91,6 +131,11 @@ class Biology:
     translocation_rate_per_h: float = 0.01
     """Per-cell hazard that a cytoplasmic reporter moves into the nucleus."""
     translocation_frames: int = 4
+    nucleus_contrast: float = 1.0
+    """Refractive-index excess of the nucleus relative to the default (cell lines differ in how
+    much their nuclei stand out from the cytoplasm in label-free contrast)."""
+    substrate_texture_um: float = 0.0
+    """Optical-path texture of the substrate or matrix under the cells (µm, rms)."""
 
 
 @dataclass(frozen=True)

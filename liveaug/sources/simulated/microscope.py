@@ -18,8 +18,8 @@ from liveaug.sources.base import SourceInfo
 from liveaug.sources.simulated.biology import Population
 from liveaug.sources.simulated.config import SimulationConfig
 from liveaug.sources.simulated.optics import (
-    Brightfield,
     Sensor,
+    TransmittedLight,
     blur,
     fluorescence_psf_sigma_px,
 )
@@ -55,14 +55,18 @@ class SimulatedMicroscope:
             raise LiveaugError(
                 f"simulated field {c.height}x{c.width} is too small", "use at least 32x32 pixels"
             )
-        seeds = np.random.SeedSequence(c.seed).spawn(3)
+        seeds = np.random.SeedSequence(c.seed).spawn(4)
         px = c.optics.pixel_size_um
         self.population = Population(
             c.biology, c.height, c.width, px, np.random.default_rng(seeds[0])
         )
-        self.renderer = Renderer(c.height, c.width, px, c.seed)
-        self.brightfield = Brightfield(c.height, c.width, c.optics)
+        self.renderer = Renderer(c.height, c.width, px, c.seed, c.biology)
+        # the microscope's static imperfections (light field, debris, sensor defects) have a
+        # generator of their own, so a clean configuration renders exactly as before they existed
+        static = np.random.default_rng(seeds[3])
+        self.optics = TransmittedLight(c.height, c.width, c.optics, static)
         self.sensor = Sensor(c.camera, np.random.default_rng(seeds[1]))
+        self._defects = self.sensor.defects((c.height, c.width), static)
         self._drift_rng = np.random.default_rng(seeds[2])
         self._drift = 0.0
         self._index = 0
@@ -128,8 +132,8 @@ class SimulatedMicroscope:
             }
         maps = self.renderer.render(self.population, reporter_nc=nc)
         cam = c.camera
-        bf = self.brightfield.intensity(maps.opl_um, sim_time_s, self._drift)
-        image = self.sensor.expose(bf * np.float32(cam.photons))
+        bf = self.optics.intensity(maps.opl_um, sim_time_s, self._drift)
+        image = self.sensor.expose(bf * np.float32(cam.photons), self._defects)
         channels = {}
         if maps.reporter is not None:
             rep = blur(maps.reporter, self._sigma_green) * np.float32(cam.fluo_photons * 0.5)
@@ -155,6 +159,10 @@ class SimulatedMicroscope:
             bit_depth=cam.bit_depth,
             pixel_size_um=c.optics.pixel_size_um,
             channels=channels,
-            meta={"sim_time_s": sim_time_s, "defocus_um": c.optics.defocus_um},
+            meta={
+                "sim_time_s": sim_time_s,
+                "defocus_um": c.optics.defocus_um,
+                "contrast": c.optics.contrast,
+            },
             truth=truth,
         )

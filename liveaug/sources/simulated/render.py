@@ -16,6 +16,7 @@ import cv2
 import numpy as np
 
 from liveaug.sources.simulated.biology import Cell, M, Population
+from liveaug.sources.simulated.config import Biology
 
 #: Refractive index excess over the medium of cytoplasm and nucleus (unitless).
 DN_CYTO = 0.022
@@ -52,12 +53,26 @@ def _smooth_noise(rng: np.random.Generator, size: int, sigma: float) -> np.ndarr
 class Renderer:
     """Rasterises a :class:`Population` into :class:`Maps` (caching per-cell templates)."""
 
-    def __init__(self, height: int, width: int, pixel_size_um: float, seed: int) -> None:
+    def __init__(
+        self,
+        height: int,
+        width: int,
+        pixel_size_um: float,
+        seed: int,
+        biology: Biology | None = None,
+    ) -> None:
         self.height, self.width = height, width
         self.px_um = pixel_size_um
         rng = np.random.default_rng([seed, 7])
         self._texture = _smooth_noise(rng, 1024, 0.9)
         self._chromatin = _smooth_noise(rng, 1024, 0.7)
+        bio = biology or Biology()
+        self._nucleus_gain = np.float32(bio.nucleus_contrast)
+        self._substrate: np.ndarray | None = None
+        if bio.substrate_texture_um > 0:  # a static matrix under the cells, a few µm grain
+            sub = rng.standard_normal((height, width), dtype=np.float32)
+            sub = cv2.GaussianBlur(sub, (0, 0), max(1.0, 1.5 / pixel_size_um))
+            self._substrate = sub * np.float32(bio.substrate_texture_um / max(sub.std(), 1e-6))
 
     # -- per-cell look ----------------------------------------------------------------------------
     @staticmethod
@@ -270,7 +285,7 @@ class Renderer:
         for cell, t, ys, xs, ts in placed:
             own = lab[ys, xs] == cell.id
             # nuclear dry mass follows DNA content (+45 % from G1 to G2, as QPI measures)
-            mass = np.float32(0.55 + 0.45 * cell.dna_content)
+            mass = np.float32(0.55 + 0.45 * cell.dna_content) * self._nucleus_gain
             np.copyto(opl[ys, xs], t["opl"][ts] + t["opl_nuc"][ts] * mass, where=own)
             dna[ys, xs] += np.where(own, t["dna"][ts], 0) * cell.dna_content
             nuc_lab[ys, xs][own & t["nuc"][ts]] = cell.id
@@ -288,6 +303,8 @@ class Renderer:
         edge &= lab > 0
         membrane = mem_weight[lab] * (edge + np.float32(0.12))
         membrane[lab == 0] = 0
+        if self._substrate is not None:
+            opl += self._substrate
         reporter = None
         if rep_c is not None and rep_n is not None:
             reporter = rep_c[lab] + rep_n[nuc_lab]
