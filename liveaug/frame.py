@@ -84,6 +84,30 @@ PHASE_CLASSES: tuple[str, ...] = ("background", "G1", "S", "G2", "M")
 
 
 @dataclass(frozen=True, slots=True)
+class Trust:
+    """How like the model's training frames one frame is (:mod:`liveaug.reliability`).
+
+    ``frame`` is the frame's reliability in [0, 1] (the fraction of training frames less like
+    the training data than this one); below ``threshold`` the frame is flagged. ``projected``
+    ``(k, h', w')`` holds the frame's whitened principal feature components; ``cell_mean``,
+    ``cell_precision`` and the sorted ``cell_reference`` scores turn a cell's mean of them into
+    its reliability.
+    """
+
+    frame: float
+    threshold: float
+    projected: np.ndarray | None = None
+    cell_reference: np.ndarray | None = None
+    cell_mean: np.ndarray | None = None
+    cell_precision: np.ndarray | None = None
+
+    @property
+    def flagged(self) -> bool:
+        """Below the model card's threshold: the answer should not be trusted."""
+        return self.frame < self.threshold
+
+
+@dataclass(frozen=True, slots=True)
 class Prediction:
     """What the models made of one frame, at model resolution.
 
@@ -92,7 +116,11 @@ class Prediction:
     :data:`PHASE_CLASSES`, ``apoptosis`` as ``(h, w) float32`` probability. ``scale`` is model
     pixels per frame pixel (0.5 when the frame was binned 2x); the viewer upsamples on the GPU.
     ``models`` maps each role to the model (name and sha256 prefix, and the test-time views
-    when more than one) that made it.
+    when more than one) that made it. ``features`` ``(C, h', w')`` is what the network saw at
+    each place (``feature_scale`` feature pixels per frame pixel), when its model exports them;
+    ``trust`` says how like the model's training frames this frame is (None when the model
+    carries no statistics); ``input_problem`` names a frame with no usable image ("blank",
+    "flat", "saturated"): its maps are empty and its reliability 0.
     """
 
     frame_index: int
@@ -101,6 +129,10 @@ class Prediction:
     models: dict[str, str]
     provider: str
     timings_ms: dict[str, float] = field(default_factory=dict)
+    features: np.ndarray | None = None
+    feature_scale: float = 0.0
+    trust: Trust | None = None
+    input_problem: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -31,14 +31,15 @@ from typing import Any, Literal
 import numpy as np
 
 from liveaug.errors import one_line
-from liveaug.frame import ROLES, Frame, Prediction
+from liveaug.frame import ROLES, Frame, Prediction, Trust
 from liveaug.model_zoo import ModelError, ModelSpec, default_model, load_model
 from liveaug.preprocess import (
     ZMUV_EPS,
-    bin_factor,
-    bin_image,
     pad_to_multiple,
+    sampling_ratio,
+    to_sampling,
 )
+from liveaug.reliability import DEFAULT_THRESHOLD, ReliabilityModel, empty_maps, input_problem
 from liveaug.views import VIEW_COUNTS, VIEWS, turn, turn_back
 
 log = logging.getLogger(__name__)
@@ -234,7 +235,8 @@ class Predictor:
         Each fills the roles its rdf maps; the first model naming a role wins. Default: the
         shipped model.
     resolution : {"speed", "full"}
-        "speed" bins the frame to the model's input pixel size and runs it in one pass;
+        "speed" brings the frame to the model's input pixel size (binning by whole
+        numbers within 10 %, resampling otherwise) and runs it in one pass;
         "full" keeps every frame pixel and runs overlapping tiles of ``tile`` pixels.
     tile, overlap : int
         Tile size and overlap for "full", in model input pixels (multiples of the model's
@@ -284,6 +286,11 @@ class Predictor:
         for m in self.models:
             for role in m.spec.roles:
                 self.role_model.setdefault(role, m)
+        # features and reliability come from the model that draws the virtual DAPI
+        lead = self.role_model.get("dapi", self.models[0])
+        self._features = lead if lead.spec.features else None
+        rel = lead.spec.reliability if self._features else None
+        self.reliability = ReliabilityModel.load(rel) if rel is not None else None
 
     @property
     def provider(self) -> str:
@@ -300,15 +307,16 @@ class Predictor:
         """Roles some loaded model can fill."""
         return tuple(r for r in ROLES if r in self.role_model)
 
-    def factor(self, spec: ModelSpec, pixel_size_um: float | None) -> int:
-        """Binning applied to frames for ``spec`` in the current resolution mode."""
+    def factor(self, spec: ModelSpec, pixel_size_um: float | None) -> float:
+        """Frame pixels per model input pixel for ``spec`` in the current resolution mode."""
         if spec.pixel_size_um is None:
-            return 1
+            return 1.0
+        ratio = sampling_ratio(pixel_size_um, float(spec.pixel_size_um))
         if self.resolution == "full":
-            if bin_factor(pixel_size_um, float(spec.pixel_size_um)) != 1:
+            if ratio != 1:
                 self._warn_sampling(spec, pixel_size_um)
-            return 1
-        return bin_factor(pixel_size_um, float(spec.pixel_size_um))
+            return 1.0
+        return ratio
 
     def _warn_sampling(self, spec: ModelSpec, pixel_size_um: float | None) -> None:
         """Say once per model that full resolution is outside the sampling it was trained at."""
@@ -328,8 +336,9 @@ class Predictor:
         """Maps for the wanted ``roles`` (default: all available) of one frame."""
         if isinstance(frame, Frame):
             image, index, px = frame.image, frame.index, frame.pixel_size_um
+            bits: int | None = frame.bit_depth
         else:
-            image, index, px = np.asarray(frame), -1, None
+            image, index, px, bits = np.asarray(frame), -1, None, None
         if image.ndim != 2:
             raise ValueError(f"expected a 2-D brightfield image, got shape {image.shape}")
         wanted = [r for r in (roles if roles is not None else self.roles) if r in self.role_model]
@@ -340,17 +349,22 @@ class Predictor:
         used: dict[str, str] = {}
         timings: dict[str, float] = {}
         scale = 1.0
+        features, feature_scale = None, 0.0
         for m in self.models:
             mroles = by_model.get(id(m))
             if not mroles:
                 continue
             t0 = time.perf_counter_ns()
             k = self.factor(m.spec, px)
-            x = preprocess(bin_image(image, k), m.spec.preprocessing)
+            x = preprocess(to_sampling(image, k), m.spec.preprocessing)
+            k = image.shape[1] / x.shape[1] if not float(k).is_integer() else k
             t1 = time.perf_counter_ns()
             outs = [m.spec.roles[r] for r in mroles]
-            res = self._run_views(m, x, outs)
+            feat = m.spec.features if m is self._features and self.resolution == "speed" else None
+            res = self._run_views(m, x, outs + ([feat] if feat else []))
             t2 = time.perf_counter_ns()
+            if feat:
+                features, feature_scale = res.pop(feat), m.spec.feature_scale / k
             for r, o in zip(mroles, outs, strict=True):
                 maps[r] = res[o]
                 # tables name the views too: maps from 2 views are not those from 1
@@ -358,6 +372,16 @@ class Predictor:
             scale = m.spec.output_scale / k
             timings[f"{m.spec.name}.preprocess"] = (t1 - t0) / 1e6
             timings[f"{m.spec.name}.run"] = (t2 - t1) / 1e6
+        problem = input_problem(image, bits)
+        trust = None
+        if problem is not None:  # nothing to see: no cells, not noise amplified into cells
+            maps = empty_maps(maps)
+            threshold = self.reliability.threshold if self.reliability else DEFAULT_THRESHOLD
+            trust = Trust(0.0, threshold)
+        elif self.reliability is not None and features is not None:
+            t3 = time.perf_counter_ns()
+            trust = self.reliability.assess(features)
+            timings["reliability"] = (time.perf_counter_ns() - t3) / 1e6
         return Prediction(
             frame_index=index,
             maps=maps,
@@ -365,6 +389,10 @@ class Predictor:
             models=used,
             provider=self.provider,
             timings_ms=timings,
+            features=features,
+            feature_scale=feature_scale,
+            trust=trust,
+            input_problem=problem,
         )
 
     def _run_once(self, m: _Loaded, x: np.ndarray, outs: list[str]) -> dict[str, np.ndarray]:
@@ -385,9 +413,11 @@ class Predictor:
             for o, r in res.items():
                 back = turn_back(r, k, flip)
                 total[o] = back + total[o] if o in total else back.astype(np.float32)
-        h, w = _out_size(h, m.spec.output_scale), _out_size(w, m.spec.output_scale)
         return {
-            o: np.ascontiguousarray(v[..., :h, :w] / np.float32(self.views))
+            o: np.ascontiguousarray(
+                v[..., : _out_size(h, _scale_of(m.spec, o)), : _out_size(w, _scale_of(m.spec, o))]
+                / np.float32(self.views)
+            )
             for o, v in total.items()
         }
 
@@ -399,8 +429,7 @@ class Predictor:
         """One pass over the whole (padded) image; returns (C, h, w) or (h, w) per output, at
         the output's sampling (``h = ceil(H × output_scale)``)."""
         step = max(m.spec.stride, 1)
-        xp, (h, w) = pad_to_multiple(x, step)
-        h, w = _out_size(h, m.spec.output_scale), _out_size(w, m.spec.output_scale)
+        xp, (h0, w0) = pad_to_multiple(x, step)
         if min(xp.shape) < m.spec.min_size:
             xp = np.pad(xp, [(0, max(0, m.spec.min_size - s)) for s in xp.shape], mode="edge")
         feed = np.ascontiguousarray(self._feed(m, xp))
@@ -411,7 +440,11 @@ class Predictor:
                 results = m.session.run(outs, {m.input_name: feed})
         except Exception as exc:  # onnxruntime raises its own Fail/InvalidArgument/… types
             raise _run_failed(m.spec, feed.shape, exc) from None
-        return {o: _squeeze(r)[..., :h, :w] for o, r in zip(outs, results, strict=True)}
+        out = {}
+        for o, r in zip(outs, results, strict=True):
+            s = _scale_of(m.spec, o)
+            out[o] = _squeeze(r)[..., : _out_size(h0, s), : _out_size(w0, s)]
+        return out
 
     @staticmethod
     def _run_bound(m: _Loaded, feed: np.ndarray, outs: list[str]) -> list[np.ndarray]:
@@ -458,6 +491,11 @@ class Predictor:
                         ..., cy0 : cy0 + oy1 - oy0, cx0 : cx0 + ox1 - ox0
                     ]
         return result
+
+
+def _scale_of(spec: ModelSpec, output: str) -> float:
+    """Output pixels per input pixel of one of the model's outputs."""
+    return spec.feature_scale if output == spec.features else spec.output_scale
 
 
 def _out_size(n: int, scale: float) -> int:

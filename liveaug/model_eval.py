@@ -33,6 +33,8 @@ PHASE_NAMES = ("G1", "S", "G2", "M")
 #: Held-out seeds (training uses ≥ 100000): in-distribution and shifted evaluation sessions.
 EVAL_SEED0 = 9000
 SHIFTED_SEED0 = 9500
+#: Held-out seeds of the per-contrast-mode sessions (20 per mode).
+DOMAIN_SEED0 = 9600
 
 
 def pearson(a: np.ndarray, b: np.ndarray) -> float:
@@ -99,6 +101,10 @@ class Accumulator:
     phase_pred: list[int] = field(default_factory=list)
     apo_true: list[bool] = field(default_factory=list)
     apo_pred: list[bool] = field(default_factory=list)
+    frame_reliability: list[float] = field(default_factory=list)
+    flagged: list[bool] = field(default_factory=list)
+    cell_reliability: list[float] = field(default_factory=list)
+    cell_dapi_error: list[float] = field(default_factory=list)
 
     def add(self, frame: Frame, pred: Prediction) -> None:
         """Score one frame (needs ``frame.truth``)."""
@@ -106,6 +112,8 @@ class Accumulator:
         if t is None:
             raise ValueError(f"frame {frame.index} has no truth to compare against")
         k = round(1.0 / pred.scale)
+        if pred.trust is not None:
+            self._add_trust(frame, pred, k)
         shape = frame.shape
         for role, acc, acc_full, truth in (
             ("dapi", self.dapi_r, self.dapi_r_full, t.dapi),
@@ -130,9 +138,44 @@ class Accumulator:
             self.apo_true += cells["apoptotic"][ok].astype(bool).tolist()
             self.apo_pred += (pa[ids[ok]] > 0.5).tolist()
 
+    def _add_trust(self, frame: Frame, pred: Prediction, k: int) -> None:
+        """The frame's reliability; each cell's, beside its virtual-DAPI error."""
+        from liveaug.preprocess import bin_labels
+        from liveaug.reliability import cell_reliability
+
+        trust, t = pred.trust, frame.truth
+        assert trust is not None and t is not None
+        self.frame_reliability.append(trust.frame)
+        self.flagged.append(trust.flagged)
+        if "dapi" not in pred.maps:
+            return
+        m = pred.maps["dapi"]
+        tb = bin_image(t.dapi, k)[: m.shape[0], : m.shape[1]]
+        # the truth on the prediction's own scale (least squares), so the error is the shape's
+        fit = np.polyfit(tb.ravel(), m[: tb.shape[0], : tb.shape[1]].ravel(), 1)
+        err = np.abs(m[: tb.shape[0], : tb.shape[1]] - np.polyval(fit, tb)) / max(
+            float(np.percentile(m, 99.5)), 1e-6
+        )
+        lab = bin_labels(t.cell_labels, k)[: tb.shape[0], : tb.shape[1]].astype(np.int64)
+        ids, ok, area = scored_cells(lab, t.cells["cell_id"])
+        rel = cell_reliability(trust, lab)
+        errs = cell_means(lab, err, area)
+        for cid in ids[ok]:
+            if 0 < cid <= len(rel):
+                self.cell_reliability.append(float(rel[cid - 1]))
+                self.cell_dapi_error.append(float(errs[cid]))
+
     def summary(self) -> dict[str, Any]:
         """The card's figures, plus counts and the per-phase recalls behind them."""
         out: dict[str, Any] = {}
+        if self.frame_reliability:
+            out["frame_reliability"] = [round(v, 4) for v in self.frame_reliability]
+            out["flagged_fraction"] = float(np.mean(self.flagged))
+        if len(self.cell_reliability) > 2:
+            from scipy.stats import spearmanr
+
+            rho = spearmanr(self.cell_reliability, self.cell_dapi_error).statistic
+            out["reliability_error_spearman"] = float(rho)
         for key in ("dapi_r", "membrane_r", "dapi_r_full", "membrane_r_full"):
             v = getattr(self, key)
             if v:
@@ -198,14 +241,23 @@ def format_summary(s: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def eval_frames(n_sessions: int, n_frames: int, *, shifted: bool) -> Iterator[Frame]:
-    """Frames of the held-out simulated sessions of the model card (defaults, or shifted)."""
+def eval_frames(
+    n_sessions: int, n_frames: int, *, shifted: bool = False, contrast: str | None = None
+) -> Iterator[Frame]:
+    """Frames of the held-out simulated sessions of the model card: the clean microscope's
+    defaults, the shifted setting, or randomly drawn microscopes of one ``contrast`` mode."""
     from liveaug.sources.simulated import SimulatedMicroscope
-    from liveaug.training.data import eval_config  # simulation settings only, no torch
+    from liveaug.sources.simulated.config import CONTRAST_MODES
+    from liveaug.training.data import domain_eval_config, eval_config  # no torch
 
     base = SHIFTED_SEED0 if shifted else EVAL_SEED0
     for i in range(n_sessions):
-        sim = SimulatedMicroscope(eval_config(base + i, shifted=shifted))
+        if contrast is not None:
+            seed = DOMAIN_SEED0 + 20 * CONTRAST_MODES.index(contrast) + i
+            cfg = domain_eval_config(seed, contrast)
+        else:
+            cfg = eval_config(base + i, shifted=shifted)
+        sim = SimulatedMicroscope(cfg)
         sim.open()
         for _ in range(n_frames):
             yield sim.read()
@@ -228,3 +280,31 @@ def measure(
         "in_distribution": evaluate(eval_frames(n_sessions, n_frames, shifted=False), pred),
         "shifted": evaluate(eval_frames(n_sessions, n_frames, shifted=True), pred),
     }
+
+
+def measure_domains(
+    folders: list[Path] | None,
+    n_sessions: int,
+    n_frames: int,
+    threads: int = 2,
+    views: int = 1,
+) -> dict[str, Any]:
+    """The card's figures per contrast mode (randomly drawn microscopes at the models' sampling;
+    the mode kept out of training included), on held-out seeds from :data:`DOMAIN_SEED0`."""
+    from liveaug.inference import Predictor
+    from liveaug.sources.simulated.config import CONTRAST_MODES
+
+    pred = Predictor(folders, threads=threads, views=views)
+    return {
+        mode: evaluate(eval_frames(n_sessions, n_frames, contrast=mode), pred)
+        for mode in CONTRAST_MODES
+    }
+
+
+def auroc(negatives: Iterable[float], positives: Iterable[float]) -> float:
+    """Probability that a positive scores above a negative (ties count half)."""
+    neg, pos = np.asarray(list(negatives), float), np.asarray(list(positives), float)
+    if not len(neg) or not len(pos):
+        return float("nan")
+    greater = (pos[:, None] > neg[None, :]).sum() + 0.5 * (pos[:, None] == neg[None, :]).sum()
+    return float(greater / (len(neg) * len(pos)))

@@ -21,6 +21,7 @@ import yaml
 
 from liveaug.errors import LiveaugError
 from liveaug.frame import ROLES
+from liveaug.reliability import RELIABILITY_FILE
 
 RDF_NAMES = ("rdf.yaml", "bioimageio.yaml")
 #: Preprocessing steps the engine implements (bioimage.io 0.5 ids).
@@ -70,6 +71,12 @@ class ModelSpec:
     test_input: Path | None
     test_outputs: dict[str, Path] = field(default_factory=dict)
     rdf: dict[str, Any] = field(default_factory=dict, repr=False)
+    features: str | None = None
+    """Output id of the per-place features (``config.liveaug.features``), if the model has one."""
+    feature_scale: float = 0.125
+    """Feature pixels per input pixel."""
+    reliability: Path | None = None
+    """The training-feature statistics (:mod:`liveaug.reliability`), if the folder has them."""
 
     @property
     def short_id(self) -> str:
@@ -277,6 +284,22 @@ def _parse(rdf: dict[str, Any], rdf_path: Path, *, verify_sha: bool) -> ModelSpe
     }
     px = lv.get("pixel_size_um")
     output_scale = _output_scale(inp, [o for o in outputs if o["id"] in roles.values()], rdf_path)
+    features = lv.get("features")
+    if features is not None and features not in out_ids:
+        raise ModelError(f"{rdf_path}: config.liveaug.features names {features!r}, not an output")
+    feature_scale = (
+        _output_scale(inp, [o for o in outputs if o["id"] == features], rdf_path)
+        if features
+        else 1.0
+    )
+    attached = {
+        str(a.get("source")): folder / str(a.get("source"))
+        for a in rdf.get("attachments") or []
+        if isinstance(a, dict)
+    }
+    reliability = attached.get(RELIABILITY_FILE) if features else None
+    if reliability is not None and not reliability.is_file():
+        raise ModelError(f"{rdf_path}: attachment {RELIABILITY_FILE} is missing")
     return ModelSpec(
         name=str(rdf.get("name") or folder.name),
         folder=folder,
@@ -296,6 +319,9 @@ def _parse(rdf: dict[str, Any], rdf_path: Path, *, verify_sha: bool) -> ModelSpe
         test_input=folder / test_in if test_in else None,
         test_outputs=test_outs,
         rdf=rdf,
+        features=None if features is None else str(features),
+        feature_scale=feature_scale,
+        reliability=reliability,
     )
 
 

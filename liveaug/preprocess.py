@@ -43,15 +43,27 @@ def zero_mean_unit_variance(x: np.ndarray, eps: float = ZMUV_EPS) -> np.ndarray:
     return ((x - np.float32(mean)) / np.float32(std + eps)).astype(np.float32)
 
 
-def bin_factor(pixel_size_um: float | None, model_pixel_um: float, default: int = 1) -> int:
-    """Integer binning that brings a frame closest to the model's input pixel size.
-
-    Unknown pixel size → ``default`` (1: the frame goes in as it comes, as the shipped models
-    take the simulator's 0.65 µm/px unbinned).
-    """
+def sampling_ratio(pixel_size_um: float | None, model_pixel_um: float) -> float:
+    """Frame pixels per model input pixel: a whole number (camera-style binning, exact and
+    cheap) when the frame is within 10 % of one, the exact ratio otherwise; 1 when the frame's
+    pixel size is unknown (it goes in as it comes)."""
     if not pixel_size_um or pixel_size_um <= 0:
-        return default
-    return max(1, round(model_pixel_um / pixel_size_um))
+        return 1.0
+    ratio = model_pixel_um / pixel_size_um
+    k = max(1, round(ratio))
+    return float(k) if abs(ratio / k - 1) <= 0.1 else ratio
+
+
+def to_sampling(image: np.ndarray, ratio: float) -> np.ndarray:
+    """``image`` as float32 at ``ratio`` frame pixels per output pixel (see
+    :func:`sampling_ratio`): block means for a whole number, area-averaging when shrinking
+    otherwise, linear interpolation when enlarging."""
+    if float(ratio).is_integer():
+        return bin_image(image, int(ratio))
+    img = np.asarray(image, dtype=np.float32)
+    h, w = img.shape
+    size = (max(1, round(w / ratio)), max(1, round(h / ratio)))
+    return cv2.resize(img, size, interpolation=cv2.INTER_AREA if ratio > 1 else cv2.INTER_LINEAR)
 
 
 def pad_to_multiple(x: np.ndarray, multiple: int) -> tuple[np.ndarray, tuple[int, int]]:

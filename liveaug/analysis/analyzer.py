@@ -23,6 +23,7 @@ from liveaug.analysis.table import concat_tables
 from liveaug.analysis.tracking import Tracker
 from liveaug.errors import LiveaugError
 from liveaug.frame import ROLES, Analysis, CellEvent, CellTable, Frame, Prediction
+from liveaug.reliability import cell_reliability
 
 #: Pixel size assumed when a frame does not carry one (the simulator's 10x default), µm.
 DEFAULT_PIXEL_UM = 0.65
@@ -169,7 +170,13 @@ class Analyzer:
                 for cid, pid in zip(links.ids.tolist(), parents.tolist(), strict=True):
                     self._parent.setdefault(cid, pid)
         cols["parent_id"] = parents
-        table = CellTable(cols, table.units)
+        units = dict(table.units)
+        if prediction.trust is not None:  # how like the training data each cell and frame is
+            rel = cell_reliability(prediction.trust, seg.labels)
+            cols["reliability"] = rel.astype(np.float32)
+            cols["frame_reliability"] = np.full(n, prediction.trust.frame, np.float32)
+            units.update(reliability="1", frame_reliability="1")
+        table = CellTable(cols, units)
         t3 = time.perf_counter_ns()
         events = self.rules.update(frame, table, prediction=prediction, labels=labels)
         t4 = time.perf_counter_ns()

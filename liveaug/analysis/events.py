@@ -19,6 +19,8 @@ Rules live in a small YAML file (``liveaug/analysis/rules.yaml`` is the default)
         rise: 2.0                  # and ≥ 2 × the cell's own earlier median (≥ 3 frames of it)
         actions: [log, snapshot, hook]
         hook: mypackage.hooks:zoom_on_cell
+        unreliable: false          # the default: cells below the model's reliability
+                                   # threshold are not observed (true: fire on them too)
 
 A rule fires once per track, on *entry*: the condition must hold for ``frames`` consecutive
 observations of a cell that was first seen outside the state (``entry: false`` also fires for
@@ -74,6 +76,9 @@ class Rule:
     must not silence the cell's real event later."""
     actions: tuple[str, ...] = ("log",)
     hook: str | None = None
+    unreliable: bool = False
+    """Fire on cells whose ``reliability`` is below the model card's threshold too (by default a
+    cell the model does not know how to read is not observed at all for this rule)."""
 
     def test(self, values: np.ndarray) -> np.ndarray:
         """Where ``values`` satisfy the level condition (NaN never does)."""
@@ -147,6 +152,8 @@ def parse_rule(d: Any, where: str | Path = "rules") -> Rule:
             isinstance(d[key], bool) or not isinstance(d[key], int | float)
         ):
             raise _config_error(where, f"rule {name!r}: '{key}' must be a number, got {d[key]!r}")
+    if not isinstance(d.get("unreliable", False), bool):
+        raise _config_error(where, f"rule {name!r}: 'unreliable' must be true or false")
     for key, least in (("frames", 1), ("rearm", 0), ("baseline_frames", 1), ("baseline_min", 1)):
         v = d.get(key)
         if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < least):
@@ -237,6 +244,10 @@ class RuleEngine:
         """Advance every rule by one frame; returns the events fired (actions already run)."""
         fired: list[tuple[Rule, int]] = []
         ids = table["cell_id"] if len(table) else np.zeros(0, np.int64)
+        trust = prediction.trust if prediction is not None else None
+        reliable = np.ones(len(ids), bool)
+        if trust is not None and "reliability" in table.columns:
+            reliable = table["reliability"] >= trust.threshold
         self._tick += 1
         if self._tick % 100 == 0:  # forget cells gone for 50 frames (live runs never end)
             self._state = {k: v for k, v in self._state.items() if self._tick - v.seen <= 50}
@@ -255,6 +266,8 @@ class RuleEngine:
                         history=deque(maxlen=rule.baseline_frames)
                     )
                 st.seen = self._tick
+                if not (reliable[i] or rule.unreliable):
+                    continue  # not observed: neither in the state nor out of it
                 hit = bool(ok[i])
                 v = values[i]
                 if hit and rule.rise is not None:

@@ -5,7 +5,9 @@ stage 2 fine-tunes with the stains weighted up, stage 3 polishes with the membra
 apoptosis weighted up too, stage 4 goes on at half the learning rate with both weighted up
 further, stage 5 adds a loss on the DAPI map averaged over nucleus-sized squares (what per-cell
 integrated DAPI is read from), stage 6 widens the network (new channels start unused) and goes
-on with stage 5's losses — as the shipped weights were made; about 3¾ hours on 2 cores::
+on with stage 5's losses, stage 7 goes on over many simulated microscopes (domain
+randomisation: contrast modes, light, cameras, samples; its own cache) — as the shipped weights
+were made; about 5 hours on 2 cores::
 
     liveaug train --out models/liveaug-bf4
 
@@ -22,7 +24,7 @@ import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from liveaug.training.train import TrainConfig
@@ -48,6 +50,8 @@ class Stage:
     widths: tuple[int, ...] | None = None
     """Widen the network to these level widths first (:func:`~liveaug.training.model.widen`);
     ``None`` keeps the previous stage's."""
+    domains: bool = False
+    """Train on the domain-randomised cache (many microscopes) instead of the clean one."""
 
 
 LATER_STAGES: tuple[Stage, ...] = (
@@ -92,6 +96,16 @@ LATER_STAGES: tuple[Stage, ...] = (
         "the network widened (the new channels start unused) for the membrane, still short",
         widths=(32, 48, 64, 96, 160),
     ),
+    Stage(
+        "domains",
+        3000,
+        5e-4,
+        "dapi=20,dapi_pool=1000,membrane=12,phase=1,apoptosis=3",
+        7,
+        "many microscopes (contrast modes, light, cameras, samples; DIC kept out) so the models "
+        "hold beyond the clean simulator",
+        domains=True,
+    ),
 )
 
 
@@ -104,6 +118,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         default=Path.home() / ".cache/liveaug/train_500x6.npz",
         help="training-data cache (.npz); built when missing",
     )
+    p.add_argument(
+        "--domain-cache",
+        type=Path,
+        default=Path.home() / ".cache/liveaug/train_domains_480x4.npz",
+        help="cache of the domain-randomised sessions (built when missing: --domain-sessions x "
+        "4 frames, 35%% of them from the clean microscope)",
+    )
+    p.add_argument("--domain-sessions", type=int, default=480, help="domain-randomised sessions")
     p.add_argument("--sessions", type=int, default=500, help="simulated training sessions")
     p.add_argument("--frames", type=int, default=6, help="frames per training session")
     p.add_argument("--steps", type=int, default=4000, help="stage 1: optimizer steps")
@@ -128,7 +150,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
             default=st.loss_weights,
             help=f"stage {n} loss weights ({st.why})",
         )
-    p.add_argument("--init", type=Path, help="start stage 1 from this checkpoint")
+    p.add_argument(
+        "--init",
+        type=Path,
+        help="start stage 1 from this checkpoint (model.pt) or model folder (its ONNX weights)",
+    )
     p.add_argument("--threads", type=int, default=2, help="torch threads (and data workers)")
     p.add_argument(
         "--checkpoint",
@@ -155,7 +181,6 @@ def run(args: argparse.Namespace) -> int:
             "liveaug train needs PyTorch", "install the train extra: pip install 'liveaug[train]'"
         ) from None
     from liveaug.progress import progress
-    from liveaug.training.data import build_cache, load_cache
     from liveaug.training.pipeline import finish_model
     from liveaug.training.train import load_checkpoint, save_checkpoint, train
 
@@ -167,20 +192,20 @@ def run(args: argparse.Namespace) -> int:
         model, cfg = load_checkpoint(args.checkpoint)
         minutes_train = args.train_minutes
     else:
-        if not args.cache.is_file():
-            with progress(args.sessions, "simulate", unit="session") as bar:
-                build_cache(
-                    args.cache,
-                    args.sessions,
-                    args.frames,
-                    workers=args.threads,
-                    on_session=bar.update,
-                )
-        data = load_cache(args.cache)
         t0 = time.monotonic()
+        data: dict[str, Any] = {}
         for i, cfg in enumerate(stages, 1):
+            cache = args.domain_cache if i in domain_stages(args) else args.cache
+            if data.get("path") != cache:
+                data = {"path": cache, "arrays": _cache(cache, args, domains=cache != args.cache)}
             with progress(cfg.steps, f"train stage {i}", unit="step") as bar:
-                model = train(data, cfg, log=bar.write, on_step=bar.update)
+                model = train(
+                    data["arrays"],
+                    cfg,
+                    log=bar.write,
+                    on_step=bar.update,
+                    resume=work / f"stage{i}.resume.pt",
+                )
             save_checkpoint(model, cfg, work / f"stage{i}.pt")
         minutes_train = (time.monotonic() - t0) / 60
         del data
@@ -201,12 +226,62 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cache(path: Path, args: argparse.Namespace, *, domains: bool) -> dict[str, Any]:
+    """The training arrays in ``path``, simulated first when the file is missing."""
+    from liveaug.progress import progress
+    from liveaug.training.data import build_cache, load_cache
+
+    if not path.is_file():
+        sessions, frames = (args.domain_sessions, 4) if domains else (args.sessions, args.frames)
+        with progress(sessions, "simulate", unit="session") as bar:
+            build_cache(
+                path,
+                sessions,
+                frames,
+                workers=args.threads,
+                domains=domains,
+                on_session=bar.update,
+            )
+    return load_cache(path)
+
+
+def domain_stages(args: argparse.Namespace) -> set[int]:
+    """Numbers of the stages (1 = the first) that train on the domain-randomised cache."""
+    kept = [st for st in LATER_STAGES if _stage(args, st.name)[0] > 0]
+    return {n for n, st in enumerate(kept, 2) if st.domains}
+
+
+def init_checkpoint(path: Path, work: Path) -> Path:
+    """``--init`` as a checkpoint: a model folder's ONNX weights are read back into the U-Net
+    they were exported from (:mod:`liveaug.training.onnx_import`) and saved in ``work``."""
+    if path.suffix == ".pt":
+        return path
+    import numpy as np
+
+    from liveaug.model_zoo import load_model
+    from liveaug.sources.simulated import SimulatedMicroscope
+    from liveaug.training.data import prepare, sample_config
+    from liveaug.training.onnx_import import unet_from_onnx
+    from liveaug.training.train import TrainConfig, save_checkpoint
+
+    spec = load_model(path)
+    cfg = sample_config(np.random.default_rng(0), seed=300_999)
+    sim = SimulatedMicroscope(cfg)
+    sim.open()
+    frames = np.stack([prepare(sim.read(), cfg).x for _ in range(3)])[:, None]
+    model = unet_from_onnx(spec.weights, frames=frames)
+    out = work / f"init-{spec.folder.name}.pt"
+    return save_checkpoint(model, TrainConfig(widths=model.widths), out)
+
+
 def stage_configs(args: argparse.Namespace, work: Path) -> list[TrainConfig]:
     """The training stages the options ask for, each starting from the one before's checkpoint
     in ``work``; a stage never narrows the network (fine-tuning a widened checkpoint keeps it)."""
     from liveaug.training.train import TrainConfig, load_checkpoint
 
     common = {"batch": args.batch, "crop": args.crop, "threads": args.threads}
+    if args.init:
+        args.init = init_checkpoint(args.init, work)
     widths = load_checkpoint(args.init)[1].widths if args.init else TrainConfig.widths
     stages = [
         TrainConfig(

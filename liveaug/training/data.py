@@ -74,7 +74,12 @@ CLEAN_FRACTION = 0.35
 
 
 def sample_domain_config(
-    rng: np.random.Generator, *, seed: int, size: int = 512, contrast: str | None = None
+    rng: np.random.Generator,
+    *,
+    seed: int,
+    size: int = 512,
+    contrast: str | None = None,
+    magnification: float | None = None,
 ) -> SimulationConfig:
     """A session from a randomly drawn microscope: contrast mode, focus of either sign, uneven
     light, fringes, dust, debris, bubbles, sensor defects, 8–16 bit, 150–12000 photons,
@@ -98,7 +103,8 @@ def sample_domain_config(
         "oblique": float(rng.uniform(-1.5, 1.5)),
         "qpi": 0.0,
     }[mode]
-    magnification = float(rng.uniform(7.0, 15.0))
+    drawn = float(rng.uniform(7.0, 15.0))
+    magnification = drawn if magnification is None else magnification
     sim_size = math.ceil(size * INPUT_PIXEL_UM * magnification / base.optics.camera_pixel_um)
     return base.with_(
         height=sim_size,
@@ -155,6 +161,17 @@ def sample_config(rng: np.random.Generator, *, seed: int, size: int = 512) -> Si
         biology__apoptosis_fraction=uni("apoptosis_fraction"),
         biology__frame_interval_s=1200.0,
     )
+
+
+def domain_eval_config(seed: int, contrast: str, *, size: int = 512) -> SimulationConfig:
+    """A held-out session of a randomly drawn microscope in one contrast mode, at the models'
+    own sampling (10x, 0.65 µm/px), for the per-mode figures of the model card."""
+    if seed >= TRAIN_SEED0:
+        raise ValueError(f"seed {seed} is in the training range (≥ {TRAIN_SEED0})")
+    rng = np.random.default_rng([seed, 17])
+    return sample_domain_config(
+        rng, seed=seed, size=size, contrast=contrast, magnification=10.0
+    ).with_(biology__frame_interval_s=1200.0)
 
 
 def eval_config(seed: int, *, shifted: bool = False, size: int = 512) -> SimulationConfig:

@@ -21,8 +21,17 @@ from itertools import pairwise
 import torch
 from torch import nn
 
-#: Output names in order; they are the liveaug roles (``liveaug.frame.ROLES``).
-OUTPUTS: tuple[str, ...] = ("dapi", "membrane", "phase", "apoptosis")
+#: Output names in order: the liveaug roles (``liveaug.frame.ROLES``), then the features.
+OUTPUTS: tuple[str, ...] = ("dapi", "membrane", "phase", "apoptosis", "features")
+#: Input pixels per pixel of the ``features`` output, and its channels for the widths.
+FEATURE_STRIDE = 8
+
+
+def feature_channels(widths: tuple[int, ...]) -> int:
+    """Channels of the ``features`` output: the decoder at 1/4, 1/8 and 1/16 of the input."""
+    return widths[1] + widths[2] + widths[3]
+
+
 #: Spatial stride of the network: input height and width must be multiples of it.
 STRIDE = 32
 
@@ -64,8 +73,8 @@ class UNet(nn.Module):
         self.register_buffer("phase_bias", torch.zeros(n_phase), persistent=False)
         self.register_buffer("apoptosis_bias", torch.zeros(1), persistent=False)
 
-    def logits(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
-        """Raw head outputs (phase and apoptosis as logits) for the losses."""
+    def _decoded(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """Decoder levels, coarsest first (the last one at half the input's sampling)."""
         feats = [self.stem(x)]
         for down in self.down:
             feats.append(down(feats[-1]))
@@ -74,6 +83,13 @@ class UNet(nn.Module):
         for i in range(len(feats) - 2, -1, -1):
             y = self.fuse[i](feats[i] + self.up(self.lateral[i](y)))
             decoded.append(y)
+        return decoded
+
+    def logits(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Raw head outputs (phase and apoptosis as logits) for the losses."""
+        return self._heads(self._decoded(x))
+
+    def _heads(self, decoded: list[torch.Tensor]) -> dict[str, torch.Tensor]:
         full, half = decoded[-1], decoded[-2]
         return {
             "dapi": self.head_dapi(full),
@@ -83,14 +99,25 @@ class UNet(nn.Module):
             "apoptosis": self.up(self.head_apoptosis(half)),
         }
 
+    @staticmethod
+    def _features(decoded: list[torch.Tensor]) -> torch.Tensor:
+        """What the network sees at each place, at 1/8 of the input's sampling: the decoder's
+        1/4 level averaged 2 × 2, its 1/8 level and its 1/16 level repeated 2 × 2 — the cue for
+        reliability (how far a frame is from the training frames) and for per-cell embeddings."""
+        quarter, eighth, sixteenth = decoded[-2], decoded[-3], decoded[-4]
+        up = nn.functional.interpolate(sixteenth, size=eighth.shape[-2:], mode="nearest")
+        return torch.cat([nn.functional.avg_pool2d(quarter, 2), eighth, up], dim=1)
+
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        """The exported graph: probabilities, in :data:`OUTPUTS` order."""
-        out = self.logits(x)
+        """The exported graph: probabilities and features, in :data:`OUTPUTS` order."""
+        decoded = self._decoded(x)
+        out = self._heads(decoded)
         return (
             out["dapi"],
             out["membrane"],
             torch.softmax(out["phase"] + self.phase_bias.view(1, -1, 1, 1), dim=1),
             torch.sigmoid(out["apoptosis"] + self.apoptosis_bias),
+            self._features(decoded),
         )
 
 

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import yaml
 
-from liveaug.frame import PHASE_CLASSES
+from liveaug.frame import PHASE_CLASSES, ROLES
 from liveaug.inference import CPU, open_session, preprocess
 from liveaug.model_zoo import load_model, sha256_of
 from liveaug.training.export import INPUT, OPSET
@@ -35,6 +35,11 @@ OUTPUT_INFO: dict[str, tuple[list[str], str]] = {
     "membrane": (["membrane"], "virtual membrane stain: photons / (0.2 × peak stain photons)"),
     "phase": (list(PHASE_CLASSES), "per-pixel probabilities of background, G1, S, G2, M"),
     "apoptosis": (["apoptosis"], "per-pixel probability of belonging to an apoptotic cell"),
+    "features": (
+        [],
+        "what the network sees at each place (decoder features at 1/8 of the input's sampling): "
+        "liveaug's reliability score and per-cell embeddings are read from it",
+    ),
 }
 
 
@@ -52,16 +57,22 @@ def write_model_folder(
     pixel_size_um: float,
     card: str,
     extra_config: dict[str, Any] | None = None,
+    attachments: tuple[Path, ...] = (),
 ) -> Path:
     """Create ``folder`` from the ONNX file and a raw (unnormalised) test image.
 
-    ``pixel_size_um`` is the input's sampling; the outputs' is read off the graph (the test
-    input's size over the test outputs'), so the rdf declares what the weights do.
+    ``pixel_size_um`` is the input's sampling; each output's is read off the graph (the test
+    input's size over the test output's), so the rdf declares what the weights do.
+    ``attachments`` (files inside ``folder``, such as the reliability statistics) are listed
+    with their sha256.
     """
     folder.mkdir(parents=True, exist_ok=True)
     weights = folder / "weights.onnx"
     if onnx_path.resolve() != weights.resolve():
         shutil.copyfile(onnx_path, weights)
+    for a in attachments:
+        if a.resolve() != (folder / a.name).resolve():
+            shutil.copyfile(a, folder / a.name)
     raw = np.asarray(test_input, np.float32)[None, None]
     np.save(folder / "test_input.npy", raw)
     # test outputs: the declared preprocessing, then the model, on the CPU
@@ -72,7 +83,7 @@ def write_model_folder(
     outs = dict(zip(OUTPUTS, sess.run(list(OUTPUTS), {INPUT: x}), strict=True))
     for role in OUTPUTS:
         np.save(folder / f"test_output_{role}.npy", outs[role].astype(np.float32))
-    out_px = pixel_size_um * x.shape[-1] / outs[OUTPUTS[0]].shape[-1]
+    out_px = {o: pixel_size_um * x.shape[-1] / outs[o].shape[-1] for o in OUTPUTS}
     size = {"min": MIN_SIZE, "step": STRIDE}
     rdf: dict[str, Any] = {
         "format_version": "0.5.4",
@@ -121,9 +132,13 @@ def write_model_folder(
                 "description": OUTPUT_INFO[role][1],
                 "axes": [
                     {"type": "batch"},
-                    {"type": "channel", "channel_names": OUTPUT_INFO[role][0]},
-                    _space("y", out_px, {"tensor_id": INPUT, "axis_id": "y"}),
-                    _space("x", out_px, {"tensor_id": INPUT, "axis_id": "x"}),
+                    {
+                        "type": "channel",
+                        "channel_names": OUTPUT_INFO[role][0]
+                        or [f"f{i}" for i in range(outs[role].shape[1])],
+                    },
+                    _space("y", out_px[role], {"tensor_id": INPUT, "axis_id": "y"}),
+                    _space("x", out_px[role], {"tensor_id": INPUT, "axis_id": "x"}),
                 ],
                 "test_tensor": _file(folder / f"test_output_{role}.npy"),
                 "data": {"type": "float32"},
@@ -137,9 +152,11 @@ def write_model_folder(
                 "authors": [{"name": "liveaug developers"}],
             }
         },
+        **({"attachments": [_file(folder / a.name) for a in attachments]} if attachments else {}),
         "config": {
             "liveaug": {
-                "roles": {r: r for r in OUTPUTS},
+                "roles": {r: r for r in OUTPUTS if r in ROLES},
+                "features": "features",
                 "pixel_size_um": pixel_size_um,
                 "phase_classes": list(PHASE_CLASSES),
                 **(extra_config or {}),

@@ -13,19 +13,19 @@ from typing import Any
 import numpy as np
 
 from liveaug.inference import Predictor
-from liveaug.model_eval import TARGETS, cell_means, measure, scored_cells
+from liveaug.model_eval import cell_means, measure, measure_domains, scored_cells
+from liveaug.reliability import RELIABILITY_FILE
 from liveaug.sources.simulated import SimulatedMicroscope
+from liveaug.training.card import card_figures, model_card, trust_figures
 from liveaug.training.data import (
     BIN,
     INPUT_PIXEL_UM,
-    SHIFTED,
-    TRAIN_RANGES,
     eval_config,
     prepare,
     sample_config,
 )
 from liveaug.training.export import check_against_torch, export_onnx
-from liveaug.training.model import STRIDE, UNet
+from liveaug.training.model import UNet
 from liveaug.training.package import write_model_folder
 from liveaug.training.train import TrainConfig
 
@@ -225,17 +225,18 @@ def finish_model(
         "apoptosis_logit_offset": round(cal.apoptosis_offset, 3),
     }
     name = "liveaug brightfield four-head U-Net"
-    write_model_folder(
+    attach = _package_with_trust(
         out,
         onnx_path,
         img,
+        work / "fp32",
         name=name,
         description=desc,
-        pixel_size_um=INPUT_PIXEL_UM,
-        card="# pending evaluation\n",
-        extra_config=extra,
+        extra=extra,
+        threads=cfg.threads,
+        quick=eval_sessions < 4,
     )
-    acc = measure([out], eval_sessions, eval_frames, threads=cfg.threads)
+    acc = _measure_all(out, eval_sessions, eval_frames, cfg.threads)
     timing = {"fp32": speed(out, cfg.threads)}
     report: dict[str, Any] = {
         "accuracy": {"fp32": acc},
@@ -249,17 +250,18 @@ def finish_model(
     if int8:
         q_out = out.parent / f"{out.name}-int8"
         q = quantize_int8(onnx_path, work / "weights_int8.onnx")
-        write_model_folder(
+        attach_int8 = _package_with_trust(
             q_out,
             q,
             img,
+            work / "int8",
             name=name + " (int8)",
             description=desc + " Static int8 quantisation (QDQ) of liveaug-bf4.",
-            pixel_size_um=INPUT_PIXEL_UM,
-            card="# pending evaluation\n",
-            extra_config=extra,
+            extra=extra,
+            threads=cfg.threads,
+            quick=eval_sessions < 4,
         )
-        report["accuracy"]["int8"] = measure([q_out], eval_sessions, eval_frames, cfg.threads)
+        report["accuracy"]["int8"] = _measure_all(q_out, eval_sessions, eval_frames, cfg.threads)
         timing["int8"] = speed(q_out, cfg.threads)
     report["speed_ms_512"] = timing
     meta = {
@@ -273,8 +275,10 @@ def finish_model(
     }
     report["meta"] = meta
     (out / "training_report.json").write_text(json.dumps(report, indent=1, default=float))
-    variants = [("fp32", out)] + ([("int8", out.parent / f"{out.name}-int8")] if int8 else [])
-    for variant, folder in variants:
+    variants = [("fp32", out, attach)]
+    if int8:
+        variants.append(("int8", out.parent / f"{out.name}-int8", attach_int8))
+    for variant, folder, attachments in variants:
         card = model_card(report, variant)
         write_model_folder(
             folder,
@@ -285,9 +289,56 @@ def finish_model(
             + ("" if variant == "fp32" else " Static int8 quantisation (QDQ) of liveaug-bf4."),
             pixel_size_um=INPUT_PIXEL_UM,
             card=card,
-            extra_config={**extra, "accuracy": _card_figures(report["accuracy"][variant])},
+            extra_config={
+                **extra,
+                "accuracy": card_figures(report["accuracy"][variant]),
+                "reliability": trust_figures(report["accuracy"][variant]),
+            },
+            attachments=attachments,
         )
     return report
+
+
+def _package_with_trust(
+    folder: Path,
+    onnx_path: Path,
+    img: np.ndarray,
+    work: Path,
+    *,
+    name: str,
+    description: str,
+    extra: dict[str, Any],
+    threads: int,
+    quick: bool,
+) -> tuple[Path, ...]:
+    """Write the model folder, fit its reliability statistics through it, and write it again
+    with them attached; returns the attachments."""
+    from liveaug.training.trust import fit_reliability
+
+    kw = {"name": name, "description": description, "pixel_size_um": INPUT_PIXEL_UM}
+    write_model_folder(folder, onnx_path, img, card="# pending\n", extra_config=extra, **kw)
+    sessions = 4 if quick else 200
+    rel = fit_reliability(folder, n_sessions=sessions, threads=threads)
+    work.mkdir(parents=True, exist_ok=True)
+    path = rel.save(work / RELIABILITY_FILE)
+    write_model_folder(
+        folder,
+        folder / "weights.onnx",
+        img,
+        card="# pending evaluation\n",
+        extra_config=extra,
+        attachments=(path,),
+        **kw,
+    )
+    return (folder / RELIABILITY_FILE,)
+
+
+def _measure_all(folder: Path, sessions: int, frames: int, threads: int) -> dict[str, Any]:
+    """The card's figures: held-out clean and shifted sessions, then each contrast mode."""
+    return {
+        **measure([folder], sessions, frames, threads=threads),
+        **measure_domains([folder], sessions, frames, threads=threads),
+    }
 
 
 def _cpu_name() -> str:
@@ -299,156 +350,3 @@ def _cpu_name() -> str:
     except OSError:
         pass
     return platform.processor() or platform.machine()
-
-
-def _card_figures(acc: dict[str, Any]) -> dict[str, dict[str, float]]:
-    keys = (*TARGETS, "dapi_r_full", "membrane_r_full")
-    return {
-        setting: {k: round(float(v[k]), 4) for k in keys if k in v} for setting, v in acc.items()
-    }
-
-
-def _fmt(v: Any) -> str:
-    return f"{v:.3f}" if isinstance(v, float) else str(v)
-
-
-def model_card(report: dict[str, Any], variant: str) -> str:
-    """The README.md model card: data, accuracy, speed, limits, how to reproduce."""
-    acc = report["accuracy"][variant]
-    ind, sh = acc["in_distribution"], acc["shifted"]
-    meta = report["meta"]
-    rows = []
-    for key, target in TARGETS.items():
-        rows.append(
-            f"| {key} | ≥ {target:.2f} | {_fmt(ind.get(key))} "
-            f"{'✓' if ind['pass'][key] else '✗'} | {_fmt(sh.get(key))} "
-            f"{'✓' if sh['pass'][key] else '✗'} |"
-        )
-    for key in ("dapi_r_full", "membrane_r_full"):
-        rows.append(
-            f"| {key} (frame resolution) | – | {_fmt(ind.get(key))} | {_fmt(sh.get(key))} |"
-        )
-    ranges = "\n".join(f"| {k} | {lo:g} – {hi:g} |" for k, (lo, hi) in TRAIN_RANGES.items())
-    sp = report["speed_ms_512"]
-    speed_lines = "\n".join(
-        f"- {k}: median {v['median_ms']:.1f} ms, p95 {v['p95_ms']:.1f} ms" for k, v in sp.items()
-    )
-    minutes = meta["train_minutes"]
-    rec = ind.get("phase_recall", {})
-    rec_s = sh.get("phase_recall", {})
-    weights_note = (
-        "Weights quantised to int8 (static, QDQ, per-channel) with onnxruntime."
-        if variant == "int8"
-        else "float32 ONNX, opset 17, IR 10."
-    )
-    n_eval, f_eval = meta["eval"]["sessions"], meta["eval"]["frames"]
-    cal = report.get("calibration", {})
-    offs = cal.get("offsets", [0.0] * 5)
-    offsets_note = (
-        f"S {offs[2] + 0.0:+.1f}, G2 {offs[3] + 0.0:+.1f}; balanced accuracy on the "
-        "calibration cells "
-        f"{cal.get('before', float('nan')):.3f} → {cal.get('after', float('nan')):.3f}"
-    )
-    apo_note = (
-        f"{cal.get('apoptosis_offset', 0.0) + 0.0:+.1f}; per-cell F1 on the calibration cells "
-        f"{cal.get('apoptosis_f1_before', float('nan')):.3f} → "
-        f"{cal.get('apoptosis_f1_after', float('nan')):.3f}"
-    )
-    dz_shift, ph_shift = SHIFTED["optics__defocus_um"], SHIFTED["camera__photons"]
-    return f"""# liveaug brightfield four-head U-Net{" (int8)" if variant == "int8" else ""}
-
-From one brightfield frame this model predicts what would otherwise need dyes and reporters:
-
-| output (role) | shape | meaning |
-| --- | --- | --- |
-| `dapi` | (N, 1, H/2, W/2) | virtual DAPI: background-subtracted photons / G1 nucleus peak |
-| `membrane` | (N, 1, H/2, W/2) | virtual membrane stain |
-| `phase` | (N, 5, H/2, W/2) | per-pixel probabilities of background, G1, S, G2, M (softmax) |
-| `apoptosis` | (N, 1, H/2, W/2) | per-pixel probability of belonging to an apoptotic cell |
-
-Input: one brightfield channel (camera counts as float32) at **0.65 µm/px**, the simulator's
-sampling, unbinned (liveaug bins finer frames towards it from the frame's pixel size); height
-and width multiples of {STRIDE} (≥ 64). Outputs come at half the input's sampling (1.3 µm/px),
-as the rdf's axis scales declare. Preprocessing: zero-mean, unit-variance over the whole image.
-Architecture: a stride-2 stem (4 × 4 convolution) that keeps the fine brightfield detail 2 × 2
-binning would average away, then a U-Net, five levels (16× downsampling), widths
-{tuple(meta["train_config"]["widths"])}, one shared backbone; stains from the finest decoder
-level (1.3 µm/px), phase and apoptosis from the next one (2.6 µm/px, upsampled). {weights_note}
-Phase logits carry fixed per-class offsets ({offsets_note}) and the apoptosis logit one offset
-({apo_note}), fitted after training on fresh training-distribution sessions (seeds 300000+,
-never the evaluation seeds) so that per-cell calls are balanced across G1/S/G2/M instead of
-following the training class frequencies, and apoptosis calls (mean probability inside the
-cell > 0.5) balance precision and recall for the best F1.
-
-## Training data
-
-**Simulated brightfield only** (liveaug's physics-based simulated microscope): 500 sessions × 6
-frames, 512 × 512 px, each session with its own settings drawn from:
-
-| setting | range |
-| --- | --- |
-{ranges}
-| bit depth | 8, 12, 16 |
-
-Seeds ≥ 100000 are training sessions; every figure below is measured on held-out seeds
-(9000+ in distribution, 9500+ shifted) that training never saw.
-
-## Validation
-
-{n_eval} held-out sessions × {f_eval} frames per setting, 512 × 512 px.
-*In distribution*: simulator defaults (defocus 3 µm, 3000 photons, 12 bit). *Shifted*: defocus
-{dz_shift:g} µm (twice the trained maximum), {ph_shift:g} photons
-(a quarter of the least light trained on). Pearson r per image at model resolution (truth
-binned to the outputs' 1.3 µm/px), and at frame resolution (prediction upsampled). Per-cell
-figures use the mean probability inside the true cell mask; cells touching the border are left
-out, apoptotic cells are left out of phase.
-
-| figure | target | in distribution | shifted |
-| --- | --- | --- | --- |
-{chr(10).join(rows)}
-
-Phase recall per class, in distribution: {", ".join(f"{k} {v:.2f}" for k, v in rec.items())};
-shifted: {", ".join(f"{k} {v:.2f}" for k, v in rec_s.items())}.
-Cells scored (in distribution): {ind.get("phase_cells")}, apoptotic
-{ind.get("apoptotic_cells")} of {ind.get("cells")}.
-
-## Speed
-
-All four outputs for one 512 × 512 frame (outputs 256²), onnxruntime CPU provider, 2 threads,
-on the training machine ({meta["machine"]}), preprocessing included:
-
-{speed_lines}
-
-One backbone serves all four outputs: onnxruntime runs the whole graph whichever outputs are
-fetched, so switching overlays off saves nothing measurable (`liveaug bench` lists the cost per
-output). Four separate networks of this size, one per role, measured 44 ms for all four on the
-same machine (shared: 17 ms; both measured with the earlier binned-input version of this
-backbone), which is why the backbone is shared.
-
-## Limits
-
-- **Not validated on real cells.** Trained and tested on simulated brightfield only; real optics,
-  cell lines and culture conditions will differ. Fine-tune on your own paired brightfield /
-  fluorescence data before trusting the outputs (`liveaug.training` is the recipe).
-- Outside the trained settings (see the shifted column) accuracy drops.
-- Run it at its sampling (0.65 µm/px in; liveaug bins finer frames towards it). Frames much
-  coarser than that are outside its training.
-- Virtual stains are blurrier than the true stains (the outputs are at 1.3 µm/px) and
-  under-shoot the brightest nuclei (condensed mitotic and apoptotic chromatin).
-- Phase is inferred from nuclear dry mass and cell size; cells at the G1/S and S/G2 boundaries
-  are inherently ambiguous.
-
-## Reproduce
-
-```bash
-pip install 'liveaug[train]'
-{meta["command"]}
-```
-
-{meta.get("recipe") or ""}
-Training took {f"{minutes:.0f} min" if minutes else "(not recorded)"} on 2 threads of the shared
-2-core CPU (batch {meta["train_config"]["batch"]}, {meta["train_config"]["crop"]}² crops), plus
-about 5 min to simulate the cache and under a minute to export, calibrate, quantise and evaluate.
-ONNX vs PyTorch max abs difference:
-{", ".join(f"{k} {v:.1e}" for k, v in report["onnx_vs_torch_max_abs"].items())}.
-"""

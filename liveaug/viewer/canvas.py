@@ -13,6 +13,7 @@ from vispy import scene
 from vispy.visuals.transforms import STTransform
 
 from liveaug.frame import CellEvent, Frame
+from liveaug.reliability import trust_warning
 from liveaug.viewer.adapters import ADAPTERS, EventsAdapter, OverlayAdapter, label_scale
 from liveaug.viewer.layers import OverlayLayer
 from liveaug.viewer.visuals import CompositeVisual
@@ -71,7 +72,18 @@ class LiveCanvas(scene.SceneCanvas):
         self._bar_text = scene.visuals.Text(
             "", color="white", font_size=9, anchor_x="center", anchor_y="bottom", parent=self.scene
         )
-        self._bar.order = self._bar_text.order = 10
+        self._warning = scene.visuals.Text(
+            "",
+            color=(1.0, 0.25, 0.2, 1.0),
+            bold=True,
+            font_size=12,
+            anchor_x="left",
+            anchor_y="top",
+            parent=self.scene,
+        )
+        self._warning.transform = STTransform(translate=(14, 14))
+        self._warning.visible = False
+        self._bar.order = self._bar_text.order = self._warning.order = 10
         self._bar_text.transform = STTransform()
         self._bar_key: tuple[float, ...] = ()
         self._view_rect: tuple[float, float, float, float] | None = None
@@ -103,6 +115,15 @@ class LiveCanvas(scene.SceneCanvas):
         self.result = result
         for adapter in self.adapters.values():
             adapter.on_result(result)
+        self.set_warning(trust_warning(result.prediction) if result is not None else None)
+
+    def set_warning(self, text: str | None) -> None:
+        """A warning written over the image (top left), or none."""
+        on = bool(text)
+        if on and self._warning.text != text:
+            self._warning.text = text
+        if self._warning.visible != on:
+            self._warning.visible = on
 
     def add_events(self, events: list[CellEvent]) -> None:
         """New cell events to mark."""
@@ -167,6 +188,11 @@ class LiveCanvas(scene.SceneCanvas):
             self.hovered.emit((xi, yi, self.frame.image[yi, xi].item()))
         else:
             self.hovered.emit(None)
+
+    @property
+    def warning(self) -> str | None:
+        """The warning shown over the image, if any."""
+        return str(self._warning.text) if self._warning.visible else None
 
     # -- scale bar -----------------------------------------------------------------------------
     def _update_scale_bar(self, *_: object) -> None:

@@ -44,6 +44,7 @@ from PyQt6.QtWidgets import (
 from liveaug.errors import LiveaugError
 from liveaug.frame import PHASE_CLASSES, CellEvent, CellTable, Frame
 from liveaug.pipeline import Pipeline, PipelineEvent, Result
+from liveaug.reliability import trust_warning
 from liveaug.sources.replay import ReplaySource
 from liveaug.viewer.canvas import LiveCanvas
 from liveaug.viewer.contrast import Contrast, histogram
@@ -555,6 +556,11 @@ class ViewerWindow(QMainWindow):
         if pred is not None:
             models = sorted(set(pred.models.values()))
             parts.append(f"{pred.provider} · {', '.join(models)}")
+            if pred.trust is not None:
+                parts.append(f"reliability {pred.trust.frame:.2f}")
+            warning = trust_warning(pred)
+            if warning:
+                parts.append(warning)
         rec = self.pipeline.recorder
         if isinstance(rec, SwitchableRecorder) and rec.recording:
             parts.append(f"● REC {rec.frames} → {rec.path.name if rec.path else ''}")
