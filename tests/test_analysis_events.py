@@ -142,3 +142,23 @@ def test_no_snapshot_dir_skips_snapshots(tmp_path, monkeypatch):
     eng.update(_frame(0), _table([1], v=[0.0]))
     assert len(eng.update(_frame(1), _table([1], v=[2.0]))) == 1
     assert list(tmp_path.iterdir()) == []
+
+
+def test_rules_ignore_unreliable_cells_unless_told():
+    from liveaug.frame import Prediction, Trust
+
+    pred = Prediction(0, {}, 0.5, {}, "CPU", trust=Trust(0.5, 0.01))
+    strict = RuleEngine([parse_rule({"name": "dying", "column": "p", "above": 0.5})])
+    loose = RuleEngine(
+        [parse_rule({"name": "dying", "column": "p", "above": 0.5, "unreliable": True})]
+    )
+    fired = {"strict": [], "loose": []}
+    # cell 1 is reliable throughout; cell 2 is below the threshold when it enters the state
+    series = [([0.1, 0.1], [0.9, 0.9]), ([0.9, 0.9], [0.9, 0.001])]
+    for i, (p, rel) in enumerate(series):
+        table = _table([1, 2], p=p, reliability=np.array(rel, np.float32))
+        for name, engine in (("strict", strict), ("loose", loose)):
+            fired[name] += [ev.cell_id for ev in engine.update(_frame(i), table, prediction=pred)]
+    assert fired == {"strict": [1], "loose": [1, 2]}
+    with pytest.raises(LiveaugError, match="'unreliable' must be true or false"):
+        parse_rule({"name": "a", "column": "x", "above": 1, "unreliable": "yes"})

@@ -81,7 +81,7 @@ def test_widen_keeps_the_function_and_lets_the_new_channels_learn(cache, tmp_pat
     wide = widen(small, (6, 8, 12, 8, 16)).eval()
     x = torch.randn(1, 1, 64, 96)
     with torch.no_grad():
-        for a, b in zip(small(x), wide(x), strict=True):
+        for a, b in zip(small(x)[:4], wide(x)[:4], strict=True):  # the maps (features widen)
             assert torch.allclose(a, b, atol=1e-6)
     with pytest.raises(ValueError, match="cannot widen"):
         widen(small, (2, 8, 8, 8, 8))

@@ -322,3 +322,23 @@ def test_label_quads_spell_each_id_centred():
     assert x.min() == -12 and x.max() == 12
     assert offsets[:, 1].min() == -5 and offsets[:, 1].max() == 5
     assert offsets[0, 1] == 5 and tc[0, 1] == 0  # the atlas' top row at the glyph's top
+
+
+def test_an_unreliable_frame_is_marked_over_the_image(canvas, frames):
+    from liveaug.frame import Trust
+
+    res = truth_result(frames[0])
+    _show(canvas, frames[0], res)
+    assert canvas.warning is None
+    plain = _render(canvas)
+    flagged = dataclasses.replace(res.prediction, trust=Trust(0.002, 0.01))
+    canvas.set_result(dataclasses.replace(res, prediction=flagged))
+    assert "unreliable" in (canvas.warning or "")
+    img = _render(canvas)
+    red = (img[..., 0] > 200) & (img[..., 1] < 120) & (img[..., 2] < 120)
+    changed = np.abs(img - plain).sum(-1) > 60
+    assert red[: img.shape[0] // 4].sum() > 50  # warning text, in red, near the top
+    assert changed[img.shape[0] // 2 :].sum() == 0  # and nothing else moved
+    canvas.set_result(res)  # a trusted frame again: the warning goes
+    assert canvas.warning is None
+    np.testing.assert_array_equal(_render(canvas), plain)

@@ -220,6 +220,7 @@ def run(args: argparse.Namespace) -> int:
         train_minutes=minutes_train,
         command="liveaug train " + _argv_summary(args),
         recipe=_recipe(stages),
+        domains=bool(domain_stages(args)),
     )
     print(json.dumps(report["accuracy"], indent=1, default=float))
     print(f"wrote {args.out} in {(time.monotonic() - t_start) / 60:.1f} min")

@@ -202,6 +202,7 @@ def finish_model(
     command: str,
     recipe: str = "",
     int8: bool = True,
+    domains: bool = True,
 ) -> dict[str, Any]:
     """Export, check, package, evaluate (fp32 and int8) and write the card; returns figures."""
     import torch
@@ -235,6 +236,7 @@ def finish_model(
         extra=extra,
         threads=cfg.threads,
         quick=eval_sessions < 4,
+        domains=domains,
     )
     acc = _measure_all(out, eval_sessions, eval_frames, cfg.threads)
     timing = {"fp32": speed(out, cfg.threads)}
@@ -260,6 +262,7 @@ def finish_model(
             extra=extra,
             threads=cfg.threads,
             quick=eval_sessions < 4,
+            domains=domains,
         )
         report["accuracy"]["int8"] = _measure_all(q_out, eval_sessions, eval_frames, cfg.threads)
         timing["int8"] = speed(q_out, cfg.threads)
@@ -310,15 +313,17 @@ def _package_with_trust(
     extra: dict[str, Any],
     threads: int,
     quick: bool,
+    domains: bool,
 ) -> tuple[Path, ...]:
-    """Write the model folder, fit its reliability statistics through it, and write it again
+    """Write the model folder, fit its reliability statistics through it (on frames drawn as its
+    training frames were: ``domains`` when it trained on many microscopes), and write it again
     with them attached; returns the attachments."""
     from liveaug.training.trust import fit_reliability
 
     kw = {"name": name, "description": description, "pixel_size_um": INPUT_PIXEL_UM}
     write_model_folder(folder, onnx_path, img, card="# pending\n", extra_config=extra, **kw)
     sessions = 4 if quick else 200
-    rel = fit_reliability(folder, n_sessions=sessions, threads=threads)
+    rel = fit_reliability(folder, n_sessions=sessions, threads=threads, domains=domains)
     work.mkdir(parents=True, exist_ok=True)
     path = rel.save(work / RELIABILITY_FILE)
     write_model_folder(
