@@ -44,6 +44,9 @@ class TrainConfig:
     )
     init: str = ""
     """Checkpoint to start from (a second, fine-tuning stage); empty = from scratch."""
+    schedule_steps: int = 0
+    """Length of the warm-up + cosine schedule when it differs from ``steps`` (a stage cut short
+    at ``steps`` of a longer schedule); 0 = ``steps``."""
     dapi_pool_px: int = 8
     """Side of the squares (output pixels, ≈ 10 µm: a nucleus) the ``dapi_pool`` loss compares
     the DAPI maps averaged over; it only counts when ``loss_weights`` gives it a weight."""
@@ -136,12 +139,13 @@ def train(
     else:
         model = UNet(cfg.widths)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    warm = max(1, cfg.steps // 20)
+    total = cfg.schedule_steps or cfg.steps
+    warm = max(1, total // 20)
 
     def lr_at(step: int) -> float:
         if step < warm:
             return (step + 1) / warm
-        return 0.5 * (1 + math.cos(math.pi * (step - warm) / max(1, cfg.steps - warm)))
+        return 0.5 * (1 + math.cos(math.pi * (step - warm) / max(1, total - warm)))
 
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_at)
     batches = Batches(data, cfg.crop, cfg.batch, cfg.seed)
