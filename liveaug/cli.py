@@ -34,6 +34,22 @@ COMMANDS: dict[str, str] = {
 }
 
 
+VERBOSE_HELP = "also log each event and the libraries' progress messages (Dask …)"
+#: Loggers quiet by default: each event goes to its file and the window, not the terminal.
+QUIET_BY_DEFAULT = ("liveaug.analysis.events",)
+
+
+def configure_logging(*, debug: bool = False, verbose: bool = False) -> None:
+    """Warnings and liveaug's own summaries by default; events and libraries' INFO with
+    ``--verbose``; everything with ``--debug``."""
+    level = logging.DEBUG if debug else logging.INFO if verbose else logging.WARNING
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+    quiet = not (debug or verbose)
+    logging.getLogger("liveaug").setLevel(logging.DEBUG if debug else logging.INFO)
+    for name in QUIET_BY_DEFAULT:
+        logging.getLogger(name).setLevel(logging.WARNING if quiet else logging.NOTSET)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The whole command-line grammar (each subcommand adds its own arguments)."""
     parser = argparse.ArgumentParser(
@@ -47,11 +63,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"liveaug {__version__}")
     parser.add_argument("--debug", action="store_true", help="show full tracebacks and debug logs")
+    parser.add_argument("-v", "--verbose", action="store_true", help=VERBOSE_HELP)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name, module_name in COMMANDS.items():
         module = importlib.import_module(f"liveaug.commands.{module_name}")
         p = sub.add_parser(name, help=module.HELP, description=module.HELP)
         module.add_arguments(p)
+        p.add_argument(
+            "-v", "--verbose", action="store_true", default=argparse.SUPPRESS, help=VERBOSE_HELP
+        )
         p.set_defaults(_run=module.run)
     return parser
 
@@ -59,10 +79,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one subcommand; returns the process exit status."""
     args = build_parser().parse_args(argv)
-    logging.basicConfig(
-        level=logging.DEBUG if args.debug else logging.INFO,
-        format="%(levelname)s %(name)s: %(message)s",
-    )
+    configure_logging(debug=args.debug, verbose=args.verbose)
     try:
         return int(args._run(args) or 0)
     except LiveaugError as exc:

@@ -142,6 +142,7 @@ class CsvAppender:
 def run_replay(args: Any) -> int:
     """``liveaug replay --headless``: source → predictor → analyzer for every frame → tables."""
     from liveaug.analysis.analyzer import Analyzer
+    from liveaug.analysis.events import load_rules
     from liveaug.analysis.table import write_parquet
     from liveaug.progress import progress
     from liveaug.sources.replay import ReplaySource
@@ -156,6 +157,7 @@ def run_replay(args: Any) -> int:
             raise LiveaugError(
                 f"{out}: folder {Path(out).parent} does not exist", "create it or write elsewhere"
             )
+    load_rules(args.rules)  # a bad rules file is named before any frame is read
     source = ReplaySource(args.session, speed=None)
     info = source.open()
     predictor = make_predictor(

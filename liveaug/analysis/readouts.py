@@ -53,14 +53,18 @@ UNITS: dict[str, str] = {
 PHASES: tuple[str, ...] = PHASE_CLASSES[1:]
 
 
+#: Columns a real fluorescence channel ``NAME`` adds (``NAME_mean`` …) and their units.
+CHANNEL_SUFFIXES: dict[str, str] = {
+    "mean": "ADU",
+    "integrated": "ADU·px",
+    "nc_ratio": "",
+    "background": "ADU",
+}
+
+
 def channel_units(name: str) -> dict[str, str]:
     """Units of the columns a real fluorescence channel ``name`` adds."""
-    return {
-        f"{name}_mean": "ADU",
-        f"{name}_integrated": "ADU·px",
-        f"{name}_nc_ratio": "",
-        f"{name}_background": "ADU",
-    }
+    return {f"{name}_{suffix}": unit for suffix, unit in CHANNEL_SUFFIXES.items()}
 
 
 def _sums(labels: np.ndarray, weights: np.ndarray | None, n: int) -> np.ndarray:

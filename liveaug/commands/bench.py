@@ -123,6 +123,10 @@ def _print_table(section: str, results: dict[str, Any]) -> None:
 def run(args: argparse.Namespace) -> int:
     """Run the chosen sections in one process so ratios compare like with like."""
     sections = args.only or (["batch"] if args.batch else list(SECTIONS))
+    if "batch" in sections:  # named before the other sections run, not after them
+        from liveaug.batch import require_dask
+
+        require_dask()
     report: dict[str, Any] = {
         "machine": {
             "cpu": _cpu_model(),
