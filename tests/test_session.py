@@ -476,8 +476,11 @@ def test_a_chunk_shorter_than_its_blosc_header_says_is_never_decompressed(
         return await original(self, chunk_bytes, chunk_spec)
 
     monkeypatch.setattr(BloscCodec, "_decode_single", spy)
-    with pytest.raises(SessionError, match=rf"frame 1 is unreadable .*holds {whole // 2} of its "
-                       rf"{whole} bytes"):
+    with pytest.raises(
+        SessionError,
+        match=rf"frame 1 is unreadable .*holds {whole // 2} of its "
+        rf"{whole} bytes",
+    ):
         Session.open(session).frame(1)
     assert whole // 2 not in decoded
     chunk.write_bytes(b"\x02\x01")  # shorter than a header

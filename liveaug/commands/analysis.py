@@ -7,6 +7,7 @@ import json
 import math
 from pathlib import Path
 
+from liveaug.commands.argtypes import positive_int
 from liveaug.commands.predictor_args import add_views_argument
 
 HELP = (
@@ -27,7 +28,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="maps from the models (default) or from truth (isolates the analysis' own errors)",
     )
     ev.add_argument("--model", action="append", help="model(s) to use (default: shipped)")
-    ev.add_argument("--frames", type=int, metavar="N", help="score only the first N frames")
+    ev.add_argument(
+        "--frames", type=positive_int, metavar="N", help="score only the first N frames"
+    )
     add_views_argument(ev)
     ev.add_argument(
         "--rules", type=Path, metavar="RULES.yaml", help="event rules (default: shipped)"

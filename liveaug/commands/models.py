@@ -6,6 +6,7 @@ import argparse
 import json
 from pathlib import Path
 
+from liveaug.commands.argtypes import positive_int
 from liveaug.commands.predictor_args import add_views_argument
 from liveaug.errors import LiveaugError
 
@@ -38,7 +39,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "distribution and shifted (the card used 8 5)",
     )
     ev.add_argument("--model", action="append", help="model(s) to use (default: shipped)")
-    ev.add_argument("--frames", type=int, help="score only the first N frames")
+    ev.add_argument("--frames", type=positive_int, help="score only the first N frames")
     ev.add_argument("--resolution", choices=("speed", "full"), default="speed")
     add_views_argument(ev)
     ev.add_argument("--json", type=Path, metavar="OUT.json", help="also write the figures")

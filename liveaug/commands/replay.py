@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from liveaug.commands.argtypes import positive_int
 from liveaug.commands.predictor_args import add_views_argument
 
 HELP = (
@@ -39,7 +40,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument(
         "--frames",
-        type=int,
+        type=positive_int,
         metavar="N",
         help="analyse only the first N frames (with the window: close after N frames shown)",
     )

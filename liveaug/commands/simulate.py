@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from liveaug.commands.argtypes import positive_float, positive_int
 from liveaug.progress import progress
 
 HELP = (
@@ -16,10 +17,12 @@ HELP = (
 def add_arguments(p: argparse.ArgumentParser) -> None:
     """Options in the units a microscopist sets them in."""
     p.add_argument("out", type=Path, metavar="OUT.ome.zarr", help="session folder to create")
-    p.add_argument("--frames", type=int, default=100, help="number of frames (default 100)")
+    p.add_argument(
+        "--frames", type=positive_int, default=100, help="number of frames (default 100)"
+    )
     p.add_argument(
         "--size",
-        type=int,
+        type=positive_int,
         nargs=2,
         default=(512, 512),
         metavar=("H", "W"),
@@ -34,7 +37,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument(
         "--interval",
-        type=float,
+        type=positive_float,
         default=180.0,
         metavar="S",
         help="experiment time between frames, seconds (default 180)",
