@@ -181,3 +181,47 @@ def test_a_corrupt_frame_mid_session_keeps_the_tables_of_the_frames_before(
     # an output folder that does not exist is named before anything runs
     assert main([*args, "--readouts", str(tmp_path / "nowhere" / "o.csv")]) == 2
     assert "nowhere does not exist" in capsys.readouterr().err
+
+
+def test_ctrl_c_keeps_what_was_analysed_and_says_how_much(tmp_path):
+    import signal
+
+    path = tmp_path / "long.ome.zarr"
+    argv = [sys.executable, "-m", "liveaug.cli"]
+    sim = [*argv, "simulate", str(path), "--frames", "400", "--size", "128", "128", "--seed", "2"]
+    subprocess.run(sim, check=True, capture_output=True, timeout=200)
+    csv, par = tmp_path / "o.csv", tmp_path / "o.parquet"
+    proc = subprocess.Popen(
+        [
+            *argv,
+            "replay",
+            str(path),
+            "--headless",
+            "--maps",
+            "truth",
+            "--readouts",
+            str(csv),
+            "--parquet",
+            str(par),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and not (csv.exists() and csv.stat().st_size > 2000):
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err
+    last = err.strip().splitlines()[-1]
+    assert last.startswith("liveaug replay: interrupted; kept ") and "of 400 frames" in last, err
+    kept = int(last.split("kept ")[1].split(" ")[0])
+    assert 0 < kept < 400
+    assert sorted(pd.read_csv(csv)["frame"].unique()) == list(range(kept))
+    meta = json.loads((tmp_path / "o.csv-metadata.json").read_text())
+    assert meta["liveaug"]["frames"] == kept and meta["liveaug"]["incomplete"] == "interrupted"
+    table = pq.read_table(par)
+    assert json.loads(table.schema.metadata[b"liveaug"])["frames"] == kept
+    assert sorted(set(table.column("frame").to_pylist())) == list(range(kept))
