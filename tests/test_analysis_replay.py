@@ -225,3 +225,33 @@ def test_ctrl_c_keeps_what_was_analysed_and_says_how_much(tmp_path):
     table = pq.read_table(par)
     assert json.loads(table.schema.metadata[b"liveaug"])["frames"] == kept
     assert sorted(set(table.column("frame").to_pylist())) == list(range(kept))
+
+
+@pytest.fixture(scope="module")
+def unscaled(tmp_path_factory):
+    """A session whose camera gave no pixel size (frames and session-level both None)."""
+    from dataclasses import replace
+
+    path = tmp_path_factory.mktemp("u") / "unscaled.ome.zarr"
+    sim = SimulatedMicroscope(SimulationConfig(height=128, width=128, seed=5))
+    info = replace(sim.open(), pixel_size_um=None)
+    with SessionWriter.for_source(path, info, truth=True, frame_interval_s=180.0) as w:
+        for _ in range(3):
+            w.append(replace(sim.read(), pixel_size_um=None))
+    return path
+
+
+def test_no_pixel_size_is_said_once_and_pixel_size_sets_it(unscaled, tmp_path):
+    csv = tmp_path / "o.csv"
+    argv = [sys.executable, "-m", "liveaug.cli", "replay", str(unscaled), "--headless"]
+    argv += ["--maps", "truth", "--readouts", str(csv)]
+    r = subprocess.run(argv, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    said = [line for line in r.stderr.splitlines() if "pixel size" in line]
+    assert len(said) == 1 and "area_um2" in said[0] and "--pixel-size UM" in said[0], r.stderr
+    df = pd.read_csv(csv)
+    assert len(df) and df["area_um2"].isna().all()
+    r = subprocess.run([*argv, "--pixel-size", "0.5"], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0 and "pixel size" not in r.stderr, r.stderr
+    df = pd.read_csv(csv)
+    np.testing.assert_allclose(df["area_um2"], df["area_px"] * 0.25, rtol=1e-5)

@@ -7,6 +7,7 @@ replay command can export the whole session at the end. No Qt, no GL.
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections import deque
@@ -23,6 +24,8 @@ from liveaug.analysis.table import concat_tables
 from liveaug.analysis.tracking import Tracker
 from liveaug.errors import LiveaugError
 from liveaug.frame import ROLES, Analysis, CellEvent, CellTable, Frame, Prediction
+
+log = logging.getLogger(__name__)
 
 #: Pixel size assumed when a frame does not carry one (the simulator's 10x default), µm.
 DEFAULT_PIXEL_UM = 0.65
@@ -87,6 +90,7 @@ class Analyzer:
         self._parent: dict[int, int] = {}
         self._recent_ids: deque[np.ndarray] = deque(maxlen=max_gap + 2)
         self._analyses = 0
+        self._said_no_pixel_size = False
         self.events: deque[CellEvent] = deque(maxlen=10_000)
         """The latest events fired (all of them in a batch run of fewer)."""
 
@@ -121,6 +125,13 @@ class Analyzer:
             )
         timings: dict[str, float] = {}
         t0 = time.perf_counter_ns()
+        if not frame.pixel_size_um and not self._said_no_pixel_size:
+            self._said_no_pixel_size = True
+            log.warning(
+                "the frames carry no pixel size: area_um2 stays empty and the segmentation "
+                "assumes %s µm/px — give it with --pixel-size UM (record, view, replay)",
+                DEFAULT_PIXEL_UM,
+            )
         px_frame = frame.pixel_size_um or DEFAULT_PIXEL_UM
         px_model = px_frame / prediction.scale
         seg = segment(

@@ -184,7 +184,7 @@ def run_replay(args: Any) -> int:
                 f"{out}: folder {Path(out).parent} does not exist", "create it or write elsewhere"
             )
     load_rules(args.rules)  # a bad rules file is named before any frame is read
-    source = ReplaySource(args.session, speed=None)
+    source = ReplaySource(args.session, speed=None, pixel_size_um=args.pixel_size)
     info = source.open()
     predictor = make_predictor(
         args.maps, models=args.model, metadata=info.settings, views=args.views

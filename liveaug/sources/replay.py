@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import threading
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -42,6 +43,9 @@ class ReplaySource:
         Start again at frame 0 after the last one instead of raising ``EndOfStream``.
     start : int
         Position (0-based, in the session) of the first frame delivered.
+    pixel_size_um : float or None
+        Sample-plane pixel size given to every frame, overriding the recorded one (a camera
+        that gave none); None keeps what was recorded.
     """
 
     def __init__(
@@ -51,6 +55,7 @@ class ReplaySource:
         speed: float | None = 1.0,
         loop: bool = False,
         start: int = 0,
+        pixel_size_um: float | None = None,
     ) -> None:
         if speed is not None and not speed > 0:
             raise SourceError(f"replay speed must be positive, not {speed}", "use e.g. 1.0 or 2.0")
@@ -58,6 +63,7 @@ class ReplaySource:
         self.speed = speed
         self.loop = loop
         self._start = int(start)
+        self.pixel_size_um = pixel_size_um
         self._session: Session | None = None
         self._lock = threading.Lock()
         self._wake = threading.Event()  # set by seek() and close() to interrupt a waiting read
@@ -89,7 +95,7 @@ class ReplaySource:
             shape=session.shape,
             dtype=session.dtype.name,
             bit_depth=session.bit_depth,
-            pixel_size_um=session.pixel_size_um,
+            pixel_size_um=self.pixel_size_um or session.pixel_size_um,
             frame_rate_hz=rate,
             channel_names=session.channel_names,
             has_truth=session.has_truth,
@@ -130,6 +136,8 @@ class ReplaySource:
                 if self._generation != generation:  # seek() while waiting: start over
                     continue
                 self._pos = pos + 1
+            if self.pixel_size_um:
+                frame = replace(frame, pixel_size_um=self.pixel_size_um)
             return frame
 
     def close(self) -> None:
