@@ -244,6 +244,8 @@ def stitch(files: Sequence[Path]) -> tuple[pd.DataFrame, pd.DataFrame]:
     next_id = 1
     for file in files:
         rows = pd.read_parquet(file)
+        if "parent_id" in rows:  # NA (no parent) in the files, 0 in the arithmetic below
+            rows["parent_id"] = rows["parent_id"].fillna(0).astype(np.int64)
         events = pd.DataFrame(
             json.loads(file.with_suffix(".events.json").read_text()),
             columns=["frame", "cell_id", "rule", "x", "y", "message"],
