@@ -31,6 +31,13 @@ log = logging.getLogger(__name__)
 DEFAULT_PIXEL_UM = 0.65
 
 
+def acquisition_time_s(frame: Frame) -> float:
+    """When the frame was taken, s: a simulated frame's experiment time (the live simulator
+    renders a 3-hour time-lapse at 30 frames/s), else its recorded timestamp."""
+    sim_time_s = frame.meta.get("sim_time_s")
+    return float(sim_time_s) if sim_time_s is not None else frame.timestamp_ns / 1e9
+
+
 class Analyzer:
     """Prediction maps → tracked cells, readouts and events.
 
@@ -150,7 +157,7 @@ class Analyzer:
             pixel_size_um=frame.pixel_size_um,
             channels=frame.channels,
             frame_index=frame.index,
-            timestamp_s=frame.timestamp_ns / 1e9,
+            timestamp_s=acquisition_time_s(frame),
             model=model,
         )
         t2 = time.perf_counter_ns()

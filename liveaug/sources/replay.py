@@ -27,6 +27,10 @@ __all__ = ["ReplaySource"]
 
 #: A reader this late (s) is re-anchored instead of being served a burst of overdue frames.
 MAX_LAG_S = 0.25
+#: Frames further apart than this (s, median) make a time-lapse, which ``pace="auto"`` plays as
+#: a film at :data:`TIMELAPSE_FPS` × speed (180 s apart would show one frame every 3 minutes).
+TIMELAPSE_STEP_S = 1.0
+TIMELAPSE_FPS = 30.0
 
 
 class ReplaySource:
@@ -46,6 +50,10 @@ class ReplaySource:
     pixel_size_um : float or None
         Sample-plane pixel size given to every frame, overriding the recorded one (a camera
         that gave none); None keeps what was recorded.
+    pace : "auto" or "recorded"
+        ``recorded``: frames are due at their recorded timestamps ÷ speed. ``auto`` (default):
+        the same, except for a time-lapse (frames more than :data:`TIMELAPSE_STEP_S` apart),
+        which plays at :data:`TIMELAPSE_FPS` × speed; the frames keep their recorded times.
     """
 
     def __init__(
@@ -56,7 +64,10 @@ class ReplaySource:
         loop: bool = False,
         start: int = 0,
         pixel_size_um: float | None = None,
+        pace: str = "auto",
     ) -> None:
+        if pace not in ("auto", "recorded"):
+            raise SourceError(f"replay pace {pace!r} is unknown", "use 'auto' or 'recorded'")
         if speed is not None and not speed > 0:
             raise SourceError(f"replay speed must be positive, not {speed}", "use e.g. 1.0 or 2.0")
         self.path = Path(path)
@@ -64,6 +75,10 @@ class ReplaySource:
         self.loop = loop
         self._start = int(start)
         self.pixel_size_um = pixel_size_um
+        self.pace = pace
+        self.timelapse = False
+        """True when ``pace="auto"`` plays a time-lapse at TIMELAPSE_FPS (set by ``open``)."""
+        self._positions: dict[tuple[int, int], int] = {}
         self._session: Session | None = None
         self._lock = threading.Lock()
         self._wake = threading.Event()  # set by seek() and close() to interrupt a waiting read
@@ -83,6 +98,15 @@ class ReplaySource:
             raise SourceError(f"{self.path} holds no complete frames", "nothing to replay")
         self._period_s = session.frame_interval_s or 0.0
         self._offsets = _schedule(session.timestamps_ns, self._period_s)
+        steps = np.diff(self._offsets)
+        if len(steps):  # the step the recording actually has (wrapping waits one)
+            self._period_s = float(np.median(steps))
+        self.timelapse = self.pace == "auto" and self._period_s > TIMELAPSE_STEP_S
+        if self.timelapse:
+            self._period_s = 1.0 / TIMELAPSE_FPS
+            self._offsets = np.arange(session.n_frames) * self._period_s
+        keys = zip(session.frame_table()["index"], session.timestamps_ns, strict=True)
+        self._positions = {(int(i), int(t)): p for p, (i, t) in enumerate(keys)}
         with self._lock:
             self._session = session
             self._closed = False
@@ -160,6 +184,14 @@ class ReplaySource:
     def position(self) -> int:
         """Session position of the next frame ``read`` will return."""
         return self._pos
+
+    def position_of(self, frame: Frame) -> int | None:
+        """Session position (0-based) of a frame this replay delivered, None if not one of its.
+
+        The viewer labels the frame it shows with this: the next position runs ahead of the
+        picture (a read waiting at the end of a loop already points at frame 0).
+        """
+        return self._positions.get((int(frame.index), int(frame.timestamp_ns)))
 
     def __len__(self) -> int:
         """Number of frames in the session (0 before ``open``)."""
