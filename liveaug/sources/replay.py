@@ -79,6 +79,7 @@ class ReplaySource:
         self.timelapse = False
         """True when ``pace="auto"`` plays a time-lapse at TIMELAPSE_FPS (set by ``open``)."""
         self._positions: dict[tuple[int, int], int] = {}
+        self._waiting_until: float | None = None
         self._session: Session | None = None
         self._lock = threading.Lock()
         self._wake = threading.Event()  # set by seek() and close() to interrupt a waiting read
@@ -149,12 +150,16 @@ class ReplaySource:
                 pos = self._pos
                 due = self._due_locked(pos)
             frame = session.frame(pos)  # the disk read overlaps the wait
-            while (delay := due - time.monotonic()) > 0:
-                left = None if deadline is None else deadline - time.monotonic()
-                if left is not None and left <= 0:
-                    raise TimeoutError(f"{self.path}: no frame due within {timeout_s} s")
-                if self._wake.wait(delay if left is None else min(delay, left)):
-                    break  # seek() or close()
+            self._waiting_until = due
+            try:
+                while (delay := due - time.monotonic()) > 0:
+                    left = None if deadline is None else deadline - time.monotonic()
+                    if left is not None and left <= 0:
+                        raise TimeoutError(f"{self.path}: no frame due within {timeout_s} s")
+                    if self._wake.wait(delay if left is None else min(delay, left)):
+                        break  # seek() or close()
+            finally:
+                self._waiting_until = None
             with self._lock:
                 self._require_open()
                 if self._generation != generation:  # seek() while waiting: start over
@@ -184,6 +189,11 @@ class ReplaySource:
     def position(self) -> int:
         """Session position of the next frame ``read`` will return."""
         return self._pos
+
+    def seconds_to_next(self) -> float:
+        """How much longer a waiting ``read`` waits for its frame (0 when none is waiting)."""
+        until = self._waiting_until
+        return 0.0 if until is None else max(0.0, until - time.monotonic())
 
     def position_of(self, frame: Frame) -> int | None:
         """Session position (0-based) of a frame this replay delivered, None if not one of its.

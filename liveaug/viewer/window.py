@@ -65,6 +65,8 @@ PANEL_SLACK_S = 0.02
 #: … or at any tick once no frame came for this long (a paused or slow source).
 PANEL_QUIET_S = 0.1
 SPEEDS = (0.25, 0.5, 1.0, 2.0, 4.0, 8.0)
+#: On a replay's last frame with longer than this (s) to wait for the first, Space replays.
+END_WAIT_S = 0.5
 #: A new overlay is drawn without waiting for a new frame once none came for this long (s).
 OVERLAY_WAIT_S = 0.045
 
@@ -565,7 +567,8 @@ class ViewerWindow(QMainWindow):
         self.hud.setText("  ·  ".join(parts))
         replay = self.replay_source
         if replay is not None and not self.seek.isSliderDown():
-            pos = max(0, replay.position - 1)
+            shown = None if self._frame is None else replay.position_of(self._frame)
+            pos = max(0, replay.position - 1) if shown is None else shown
             self.seek.blockSignals(True)
             self.seek.setValue(pos)
             self.seek.blockSignals(False)
@@ -623,7 +626,21 @@ class ViewerWindow(QMainWindow):
 
     # -- controls ------------------------------------------------------------------------------
     def toggle_live(self) -> None:
-        """Pause or resume taking frames."""
+        """Pause or resume taking frames; at a replay's end (its last frame shown, the first
+        one due later), play it again from the start at once instead."""
+        replay = self.replay_source
+        if (
+            replay is not None
+            and self._frame is not None
+            and replay.position == 0  # the next frame is the first one again
+            and replay.position_of(self._frame) == len(replay) - 1
+            and (self.pipeline.paused or replay.seconds_to_next() > END_WAIT_S)
+        ):
+            replay.seek(0)  # due at once
+            self.pipeline.resume()
+            self.live_action.setText("Pause")
+            self._update_hud()
+            return
         if self.pipeline.paused:
             self.pipeline.resume()
             self.live_action.setText("Pause")
