@@ -255,3 +255,19 @@ def test_no_pixel_size_is_said_once_and_pixel_size_sets_it(unscaled, tmp_path):
     assert r.returncode == 0 and "pixel size" not in r.stderr, r.stderr
     df = pd.read_csv(csv)
     np.testing.assert_allclose(df["area_um2"], df["area_px"] * 0.25, rtol=1e-5)
+
+
+def test_events_go_to_their_file_and_the_terminal_only_with_verbose(session, tmp_path):
+    rules = tmp_path / "r.yaml"
+    rules.write_text("rules:\n  - {name: any, column: area_px, above: 0, entry: false}\n")
+    ev = tmp_path / "e.jsonl"
+    argv = [sys.executable, "-m", "liveaug.cli", "replay", str(session), "--headless"]
+    argv += ["--maps", "truth", "--rules", str(rules), "--events", str(ev)]
+    quiet = subprocess.run(argv, capture_output=True, text=True, timeout=120)
+    assert quiet.returncode == 0, quiet.stderr
+    fired = len(ev.read_text().splitlines())
+    assert fired > 5
+    assert "event any" not in quiet.stderr and "INFO" not in quiet.stderr, quiet.stderr
+    assert f"{fired} events" in quiet.stdout  # the summary
+    loud = subprocess.run([*argv, "--verbose"], capture_output=True, text=True, timeout=120)
+    assert loud.returncode == 0 and loud.stderr.count("event any") == fired
