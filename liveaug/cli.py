@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import os
 import sys
 from collections.abc import Sequence
 
@@ -50,6 +51,27 @@ def configure_logging(*, debug: bool = False, verbose: bool = False) -> None:
         logging.getLogger(name).setLevel(logging.WARNING if quiet else logging.NOTSET)
 
 
+class HelpFormatter(argparse.HelpFormatter):
+    """Adds "(default: X)" to an option's help unless its text already says it, or there is
+    nothing worth saying (no default, a flag that is off)."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        text = action.help or ""
+        d = action.default
+        if (
+            not text
+            or not action.option_strings
+            or "default" in text.lower()
+            or d is None
+            or isinstance(d, bool)
+            or d is argparse.SUPPRESS
+            or d == []
+        ):
+            return text
+        shown = " ".join(map(str, d)) if isinstance(d, list | tuple) else str(d)
+        return f"{text} (default: {shown.replace('%', '%%')})"
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The whole command-line grammar (each subcommand adds its own arguments)."""
     parser = argparse.ArgumentParser(
@@ -67,7 +89,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name, module_name in COMMANDS.items():
         module = importlib.import_module(f"liveaug.commands.{module_name}")
-        p = sub.add_parser(name, help=module.HELP, description=module.HELP)
+        p = sub.add_parser(
+            name, help=module.HELP, description=module.HELP, formatter_class=HelpFormatter
+        )
         module.add_arguments(p)
         p.add_argument(
             "-v", "--verbose", action="store_true", default=argparse.SUPPRESS, help=VERBOSE_HELP
@@ -87,6 +111,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         print(f"liveaug {args.command}: error: {exc}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # `liveaug … | head`: the reader left, nothing to report
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except KeyboardInterrupt:
         print(f"liveaug {args.command}: interrupted", file=sys.stderr)
         return 130

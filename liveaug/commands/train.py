@@ -96,48 +96,67 @@ LATER_STAGES: tuple[Stage, ...] = (
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    """Data, training and output options (defaults = the shipped model)."""
-    p.add_argument("--out", type=Path, default=Path("models/liveaug-bf4"), help="model folder")
+    """What a user sets first (output, threads, a starting point); the recipe, whose defaults
+    make the shipped model, in its own group; the later stages' options work but stay out of
+    the help's way (named in the group's text)."""
+    p.add_argument(
+        "--out", type=Path, default=Path("models/liveaug-bf4"), metavar="DIR", help="model folder"
+    )
+    p.add_argument(
+        "--threads", type=int, default=2, metavar="N", help="torch threads (and data workers)"
+    )
+    p.add_argument(
+        "--init",
+        type=Path,
+        metavar="MODEL.pt",
+        help="start from this checkpoint instead of from scratch",
+    )
+    p.add_argument(
+        "--checkpoint",
+        type=Path,
+        metavar="MODEL.pt",
+        help="skip training: export and evaluate this checkpoint instead",
+    )
     p.add_argument(
         "--cache",
         type=Path,
         default=Path.home() / ".cache/liveaug/train_500x6.npz",
-        help="training-data cache (.npz); built when missing",
+        metavar="FILE.npz",
+        help="training-data cache; built when missing",
     )
-    p.add_argument("--sessions", type=int, default=500, help="simulated training sessions")
-    p.add_argument("--frames", type=int, default=6, help="frames per training session")
-    p.add_argument("--steps", type=int, default=4000, help="stage 1: optimizer steps")
-    p.add_argument("--batch", type=int, default=12)
-    p.add_argument("--crop", type=int, default=128, help="training crop (model pixels)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--lr", type=float, default=3e-3, help="stage 1: peak learning rate")
-    p.add_argument(
+    p.add_argument("--train-minutes", type=float, help=argparse.SUPPRESS)
+    recipe = p.add_argument_group(
+        "training recipe",
+        "The defaults reproduce the shipped model. Later stages "
+        "(finetune, polish, extend, dna, widen) each take --STAGE-steps (0 skips it), "
+        "--STAGE-lr and --STAGE-loss-weights; see liveaug/commands/train.py for their defaults.",
+    )
+    recipe.add_argument("--sessions", type=int, default=500, help="simulated training sessions")
+    recipe.add_argument("--frames", type=int, default=6, help="frames per training session")
+    recipe.add_argument("--steps", type=int, default=4000, help="stage 1: optimizer steps")
+    recipe.add_argument("--batch", type=int, default=12, help="crops per optimizer step")
+    recipe.add_argument("--crop", type=int, default=128, help="training crop (model pixels)")
+    recipe.add_argument(
+        "--seed", type=int, default=0, help="random seed of initialisation and batches"
+    )
+    recipe.add_argument("--lr", type=float, default=3e-3, help="stage 1: peak learning rate")
+    recipe.add_argument(
         "--loss-weights",
         default="dapi=10,membrane=3,phase=1,apoptosis=1",
         help="stage 1: weight of each task's loss, role=weight,…",
     )
-    for n, st in enumerate(LATER_STAGES, 2):
-        p.add_argument(
-            f"--{st.name}-steps", type=int, default=st.steps, help=f"stage {n} steps (0: skip it)"
+    for st in LATER_STAGES:
+        recipe.add_argument(
+            f"--{st.name}-steps", type=int, default=st.steps, help=argparse.SUPPRESS
         )
-        p.add_argument(
-            f"--{st.name}-lr", type=float, default=st.lr, help=f"stage {n} peak learning rate"
+        recipe.add_argument(f"--{st.name}-lr", type=float, default=st.lr, help=argparse.SUPPRESS)
+        recipe.add_argument(
+            f"--{st.name}-loss-weights", default=st.loss_weights, help=argparse.SUPPRESS
         )
-        p.add_argument(
-            f"--{st.name}-loss-weights",
-            default=st.loss_weights,
-            help=f"stage {n} loss weights ({st.why})",
-        )
-    p.add_argument("--init", type=Path, help="start stage 1 from this checkpoint")
-    p.add_argument("--threads", type=int, default=2, help="torch threads (and data workers)")
-    p.add_argument(
-        "--checkpoint",
-        type=Path,
-        help="skip training: export and evaluate this checkpoint (model.pt) instead",
+    recipe.add_argument(
+        "--eval-sessions", type=int, default=8, help="held-out sessions per setting"
     )
-    p.add_argument("--train-minutes", type=float, help=argparse.SUPPRESS)
-    p.add_argument("--eval-sessions", type=int, default=8, help="held-out sessions per setting")
-    p.add_argument("--eval-frames", type=int, default=5, help="frames per held-out session")
+    recipe.add_argument("--eval-frames", type=int, default=5, help="frames per held-out session")
 
 
 def _weights(text: str) -> dict[str, float]:
