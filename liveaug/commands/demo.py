@@ -1,4 +1,4 @@
-"""``liveaug demo``: the simulated microscope, live, with every overlay on."""
+"""``liveaug demo``: the simulated microscope, live, in the viewer."""
 
 from __future__ import annotations
 
