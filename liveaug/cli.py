@@ -40,11 +40,26 @@ VERBOSE_HELP = "also log each event and the libraries' progress messages (Dask â
 QUIET_BY_DEFAULT = ("liveaug.analysis.events",)
 
 
+class ProgressAwareHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """Log lines on stderr that never glue onto a progress bar: tqdm clears the bar, writes
+    the line, and draws the bar again below it."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            from tqdm import tqdm
+
+            tqdm.write(self.format(record), file=sys.stderr)
+        except Exception:
+            self.handleError(record)
+
+
 def configure_logging(*, debug: bool = False, verbose: bool = False) -> None:
     """Warnings and liveaug's own summaries by default; events and libraries' INFO with
     ``--verbose``; everything with ``--debug``."""
     level = logging.DEBUG if debug else logging.INFO if verbose else logging.WARNING
-    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+    handler = ProgressAwareHandler()
+    handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+    logging.basicConfig(level=level, handlers=[handler])
     quiet = not (debug or verbose)
     logging.getLogger("liveaug").setLevel(logging.DEBUG if debug else logging.INFO)
     for name in QUIET_BY_DEFAULT:

@@ -249,6 +249,7 @@ def test_no_pixel_size_is_said_once_and_pixel_size_sets_it(unscaled, tmp_path):
     assert r.returncode == 0, r.stderr
     said = [line for line in r.stderr.splitlines() if "pixel size" in line]
     assert len(said) == 1 and "area_um2" in said[0] and "--pixel-size UM" in said[0], r.stderr
+    assert said[0].startswith("WARNING"), said  # its own line, not glued to the progress bar
     df = pd.read_csv(csv)
     assert len(df) and df["area_um2"].isna().all()
     r = subprocess.run([*argv, "--pixel-size", "0.5"], capture_output=True, text=True, timeout=120)
