@@ -16,6 +16,7 @@ their order of birth, exactly as one sequential run numbers them.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import time
 from collections.abc import Sequence
@@ -26,7 +27,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from liveaug.errors import LiveaugError
+from liveaug.errors import LiveaugError, one_line
+from liveaug.progress import progress as bar_for
 
 #: Columns that identify the same cell in the same frame in two independent analyses.
 MATCH_COLUMNS = ("frame", "x", "y", "area_px")
@@ -55,6 +57,22 @@ class RangeTask:
     def part(self) -> Path:
         """Where the range's rows go (local track ids, warm-up rows flagged)."""
         return Path(self.out) / RANGES_DIR / self.name / f"{self.start:07d}-{self.stop:07d}.parquet"
+
+    @property
+    def partial(self) -> Path:
+        """Where the rows before a damaged frame go (never taken for the finished range)."""
+        return self.part.with_name(self.part.name.replace(".parquet", ".partial.parquet"))
+
+
+def require_dask() -> None:
+    """Raise one line naming the extra when Dask's ``distributed`` is not installed."""
+    try:
+        import distributed  # noqa: F401
+    except ImportError:
+        raise LiveaugError(
+            "liveaug batch needs Dask (the 'distributed' package is not installed)",
+            "install the batch extra: pip install 'liveaug[batch]'",
+        ) from None
 
 
 # -- on the worker ---------------------------------------------------------------------------------
@@ -97,8 +115,13 @@ def run_range(task: RangeTask) -> dict[str, Any]:
     tables, events = [], []
     units: dict[str, str] = {}
     predict_ms, analyze_ms = [], []
+    failure: LiveaugError | None = None
     for i in range(max(0, task.start - task.warmup), task.stop):
-        frame = session.frame(i)
+        try:
+            frame = session.frame(i)
+        except LiveaugError as exc:  # a damaged frame: keep the rows before it, like replay
+            failure = exc
+            break
         a = time.perf_counter_ns()
         prediction = predictor.predict(frame, analyzer.required_roles)
         b = time.perf_counter_ns()
@@ -123,24 +146,38 @@ def run_range(task: RangeTask) -> dict[str, Any]:
                 for e in result.events
             )
     rows = pd.concat(tables, ignore_index=True) if tables else pd.DataFrame()
-    task.part.parent.mkdir(parents=True, exist_ok=True)
-    tmp = task.part.with_suffix(f".{os.getpid()}.partial")
-    rows.to_parquet(tmp, index=False)
-    Path(tmp.with_suffix(".units.json")).write_text(json.dumps(units))
-    os.replace(tmp.with_suffix(".units.json"), task.part.with_suffix(".units.json"))
-    Path(tmp.with_suffix(".events.json")).write_text(json.dumps(events))
-    os.replace(tmp.with_suffix(".events.json"), task.part.with_suffix(".events.json"))
-    os.replace(tmp, task.part)  # the range exists only once it is complete
+    good = task.stop - task.start
+    target = task.part
+    if failure is not None:
+        good = max(0, i - task.start)
+        target = task.partial
+        if not good:
+            rows = rows.iloc[:0]
+    _write_range(target, rows, units, events)
     return {
         "start": task.start,
         "skipped": False,
         "pid": os.getpid(),
         "loaded_models": loaded,
-        "frames": task.stop - task.start,
+        "frames": good,
+        "failure": None if failure is None else [failure.what, failure.fix],
         "seconds": time.perf_counter() - t0,
         "predict_ms": float(np.median(predict_ms)) if predict_ms else 0.0,
         "analyze_ms": float(np.median(analyze_ms)) if analyze_ms else 0.0,
     }
+
+
+def _write_range(
+    target: Path, rows: pd.DataFrame, units: dict[str, str], events: list[Any]
+) -> None:
+    """Rows, units and events of one range, each file renamed into place whole."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_suffix(f".{os.getpid()}.tmp")
+    rows.to_parquet(tmp, index=False)
+    for suffix, content in ((".units.json", units), (".events.json", events)):
+        tmp.with_suffix(suffix).write_text(json.dumps(content))
+        os.replace(tmp.with_suffix(suffix), target.with_suffix(suffix))
+    os.replace(tmp, target)  # the range exists only once it is complete
 
 
 # -- on the client ---------------------------------------------------------------------------------
@@ -167,7 +204,13 @@ def plan(
     tasks = []
     names = set()
     for path in sessions:
-        n = Session.open(path).n_frames
+        session = Session.open(path)
+        n = session.n_frames
+        if maps == "truth" and not session.metadata.get("simulation"):
+            raise LiveaugError(
+                f"{path}: --maps truth needs a simulated session (with ground truth)",
+                "use --maps model for a recorded camera session",
+            )
         name = Path(path).name.removesuffix(".ome.zarr").removesuffix(".zarr")
         if name in names:
             raise LiveaugError(
@@ -193,15 +236,18 @@ def plan(
     return tasks
 
 
-def stitch(parts: Sequence[RangeTask]) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """One session's ranges, in order → rows and events with the ids a sequential run gives."""
+def stitch(files: Sequence[Path]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """One session's range files, in order → rows and events with the ids a sequential run
+    gives."""
     rows_out, events_out = [], []
     prev: pd.DataFrame | None = None
     next_id = 1
-    for task in parts:
-        rows = pd.read_parquet(task.part)
+    for file in files:
+        rows = pd.read_parquet(file)
+        if "parent_id" in rows:  # NA (no parent) in the files, 0 in the arithmetic below
+            rows["parent_id"] = rows["parent_id"].fillna(0).astype(np.int64)
         events = pd.DataFrame(
-            json.loads(task.part.with_suffix(".events.json").read_text()),
+            json.loads(file.with_suffix(".events.json").read_text()),
             columns=["frame", "cell_id", "rule", "x", "y", "message"],
         )
         mapping: dict[int, int] = {}
@@ -265,6 +311,78 @@ class BatchSummary:
         return json.dumps(asdict(self), indent=2)
 
 
+def _result(fut: Any, task: RangeTask) -> dict[str, Any]:
+    """A range's summary; a worker that died (after Dask's retries) is one readable line."""
+    try:
+        return dict(fut.result())
+    except LiveaugError:
+        raise
+    except Exception as exc:
+        from distributed import KilledWorker
+
+        if not isinstance(exc, KilledWorker):
+            raise
+        raise LiveaugError(
+            f"Dask workers died analysing frames {task.start}–{task.stop - 1} of "
+            f"{task.session} ({one_line(exc)})",
+            "rerun the same command: ranges already written are skipped",
+        ) from None
+
+
+def _write_sessions(
+    tasks: Sequence[RangeTask],
+    by_task: dict[RangeTask, dict[str, Any]],
+    out: Path,
+    maps: str,
+    views: int,
+) -> dict[str, dict[str, Any]]:
+    """Stitch each session's ranges (up to its first damaged frame) and write its tables."""
+    from liveaug.analysis.table import write_parquet
+    from liveaug.frame import CellTable
+
+    by_session: dict[str, list[RangeTask]] = {}
+    for t in tasks:
+        by_session.setdefault(t.name, []).append(t)
+    summary: dict[str, dict[str, Any]] = {}
+    for name, parts in by_session.items():
+        files, info = [], {}
+        for t in parts:
+            failure = by_task[t].get("failure")
+            if failure is None:
+                files.append(t.part)
+                continue
+            if by_task[t]["frames"]:
+                files.append(t.partial)
+            info = {
+                "incomplete": failure[0],
+                "fix": failure[1],
+                "recorded": int(parts[-1].stop),
+            }
+            break
+        frames = int(parts[-1].stop) if not info else t.start + int(by_task[t]["frames"])
+        summary[name] = {"frames": frames, "cells": 0, "events": 0, "tracks": 0, **info}
+        if not files:
+            continue
+        rows, events = stitch(files)
+        folder = out / "readouts" / f"session={name}"
+        folder.mkdir(parents=True, exist_ok=True)
+        units = json.loads(files[0].with_suffix(".units.json").read_text())
+        table = CellTable({c: rows[c].to_numpy() for c in rows.columns}, units)
+        extra = {"session": parts[0].session, "maps": maps, "views": views, "batch": True}
+        if info:
+            extra.update(frames=frames, incomplete=info["incomplete"])
+        write_parquet(table, folder / "cells.parquet", extra=extra)
+        ev_folder = out / "events" / f"session={name}"
+        ev_folder.mkdir(parents=True, exist_ok=True)
+        events.to_parquet(ev_folder / "events.parquet", index=False)
+        summary[name].update(
+            cells=len(rows),
+            events=len(events),
+            tracks=int(rows["cell_id"].nunique()) if len(rows) else 0,
+        )
+    return summary
+
+
 def run_batch(
     sessions: Sequence[Path],
     out: Path,
@@ -279,14 +397,27 @@ def run_batch(
     views: int = 1,
     progress: bool = True,
 ) -> BatchSummary:
-    """Run every range on Dask, then stitch and write ``out/readouts/session=…/``."""
+    """Run every range on Dask, then stitch and write ``out/readouts/session=…/``.
+
+    A damaged frame stops its session there, as in ``replay --headless``: the frames before it
+    are written, the others sessions are analysed whole, and then one :class:`LiveaugError`
+    says what stopped and how many frames the outputs hold.
+    """
+    require_dask()
     from distributed import Client, LocalCluster, as_completed
 
-    from liveaug.analysis.table import write_parquet
-    from liveaug.frame import CellTable
-    from liveaug.progress import progress as bar_for
+    if logging.getLogger().getEffectiveLevel() > logging.INFO:  # liveaug --verbose shows it
+        logging.getLogger("distributed").setLevel(logging.WARNING)  # Dask sets itself to INFO
+
+    from liveaug.analysis.events import load_rules
 
     out = Path(out)
+    load_rules(rules)  # bad input is named here, before a worker starts and fails on it
+    if maps == "model":
+        from liveaug.model_zoo import resolve
+
+        for m in models:
+            resolve(m)
     # a local cluster shares this machine's cores out; a remote scheduler's workers use theirs
     threads = None if scheduler else max(1, (os.cpu_count() or 1) // max(1, workers))
     tasks = plan(
@@ -311,46 +442,27 @@ def run_batch(
             processes=True,
             dashboard_address=None,
             silence_logs=40,
+            # no dashboard, and its HTTP server on any free port: 8787 taken is not a warning
+            scheduler_kwargs={"dashboard_address": "127.0.0.1:0"},
         )
         client = Client(cluster)
     try:
         n_workers = len(client.scheduler_info()["workers"])
         futures = client.map(run_range, tasks, retries=3, pure=False)
-        results = []
-        size = {id(f): t.stop - t.start for f, t in zip(futures, tasks, strict=True)}
-        with bar_for(sum(size.values()), "batch") as bar:
+        by_task: dict[RangeTask, dict[str, Any]] = {}
+        task_of = {id(f): t for f, t in zip(futures, tasks, strict=True)}
+        with bar_for(sum(t.stop - t.start for t in tasks), "batch") as bar:
             bar.disable = not progress
             for fut in as_completed(futures):
-                results.append(fut.result())
-                bar.update(size[id(fut)])
+                task = task_of[id(fut)]
+                by_task[task] = _result(fut, task)
+                bar.update(task.stop - task.start)
     finally:
         client.close()
         if cluster is not None:
             cluster.close()
-    by_session: dict[str, list[RangeTask]] = {}
-    for t in tasks:
-        by_session.setdefault(t.name, []).append(t)
-    summary_sessions = {}
-    for name, parts in by_session.items():
-        rows, events = stitch(parts)
-        folder = out / "readouts" / f"session={name}"
-        folder.mkdir(parents=True, exist_ok=True)
-        units = json.loads(parts[0].part.with_suffix(".units.json").read_text())
-        table = CellTable({c: rows[c].to_numpy() for c in rows.columns}, units)
-        write_parquet(
-            table,
-            folder / "cells.parquet",
-            extra={"session": parts[0].session, "maps": maps, "views": views, "batch": True},
-        )
-        ev_folder = out / "events" / f"session={name}"
-        ev_folder.mkdir(parents=True, exist_ok=True)
-        events.to_parquet(ev_folder / "events.parquet", index=False)
-        summary_sessions[name] = {
-            "frames": int(parts[-1].stop),
-            "cells": len(rows),
-            "events": len(events),
-            "tracks": int(rows["cell_id"].nunique()) if len(rows) else 0,
-        }
+    results = list(by_task.values())
+    summary_sessions = _write_sessions(tasks, by_task, out, maps, views)
     done = [r for r in results if not r["skipped"]]
     frames = sum(r["frames"] for r in done)
     seconds = time.perf_counter() - t0
@@ -369,4 +481,13 @@ def run_batch(
         analyze_ms=float(np.median([r["analyze_ms"] for r in done])) if done else 0.0,
     )
     (out / "summary.json").write_text(summary.to_json())
+    stopped = [(n, info) for n, info in summary_sessions.items() if "incomplete" in info]
+    if stopped:
+        info = stopped[0][1]
+        more = f"; {len(stopped) - 1} more session(s) stopped early" if len(stopped) > 1 else ""
+        raise LiveaugError(
+            f"{info['incomplete']} (stopped after {info['frames']} of {info['recorded']} "
+            f"frames; the outputs hold those{more}, see {out / 'summary.json'})",
+            info["fix"],
+        )
     return summary

@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import os
 import sys
 from collections.abc import Sequence
 
@@ -34,6 +35,58 @@ COMMANDS: dict[str, str] = {
 }
 
 
+VERBOSE_HELP = "also log each event and the libraries' progress messages (Dask …)"
+#: Loggers quiet by default: each event goes to its file and the window, not the terminal.
+QUIET_BY_DEFAULT = ("liveaug.analysis.events",)
+
+
+class ProgressAwareHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """Log lines on stderr that never glue onto a progress bar: tqdm clears the bar, writes
+    the line, and draws the bar again below it."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            from tqdm import tqdm
+
+            tqdm.write(self.format(record), file=sys.stderr)
+        except Exception:
+            self.handleError(record)
+
+
+def configure_logging(*, debug: bool = False, verbose: bool = False) -> None:
+    """Warnings and liveaug's own summaries by default; events and libraries' INFO with
+    ``--verbose``; everything with ``--debug``."""
+    level = logging.DEBUG if debug else logging.INFO if verbose else logging.WARNING
+    handler = ProgressAwareHandler()
+    handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+    logging.basicConfig(level=level, handlers=[handler])
+    quiet = not (debug or verbose)
+    logging.getLogger("liveaug").setLevel(logging.DEBUG if debug else logging.INFO)
+    for name in QUIET_BY_DEFAULT:
+        logging.getLogger(name).setLevel(logging.WARNING if quiet else logging.NOTSET)
+
+
+class HelpFormatter(argparse.HelpFormatter):
+    """Adds "(default: X)" to an option's help unless its text already says it, or there is
+    nothing worth saying (no default, a flag that is off)."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        text = action.help or ""
+        d = action.default
+        if (
+            not text
+            or not action.option_strings
+            or "default" in text.lower()
+            or d is None
+            or isinstance(d, bool)
+            or d is argparse.SUPPRESS
+            or d == []
+        ):
+            return text
+        shown = " ".join(map(str, d)) if isinstance(d, list | tuple) else str(d)
+        return f"{text} (default: {shown.replace('%', '%%')})"
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The whole command-line grammar (each subcommand adds its own arguments)."""
     parser = argparse.ArgumentParser(
@@ -47,11 +100,17 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"liveaug {__version__}")
     parser.add_argument("--debug", action="store_true", help="show full tracebacks and debug logs")
+    parser.add_argument("-v", "--verbose", action="store_true", help=VERBOSE_HELP)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name, module_name in COMMANDS.items():
         module = importlib.import_module(f"liveaug.commands.{module_name}")
-        p = sub.add_parser(name, help=module.HELP, description=module.HELP)
+        p = sub.add_parser(
+            name, help=module.HELP, description=module.HELP, formatter_class=HelpFormatter
+        )
         module.add_arguments(p)
+        p.add_argument(
+            "-v", "--verbose", action="store_true", default=argparse.SUPPRESS, help=VERBOSE_HELP
+        )
         p.set_defaults(_run=module.run)
     return parser
 
@@ -59,10 +118,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one subcommand; returns the process exit status."""
     args = build_parser().parse_args(argv)
-    logging.basicConfig(
-        level=logging.DEBUG if args.debug else logging.INFO,
-        format="%(levelname)s %(name)s: %(message)s",
-    )
+    configure_logging(debug=args.debug, verbose=args.verbose)
     try:
         return int(args._run(args) or 0)
     except LiveaugError as exc:
@@ -70,6 +126,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         print(f"liveaug {args.command}: error: {exc}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # `liveaug … | head`: the reader left, nothing to report
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except KeyboardInterrupt:
         print(f"liveaug {args.command}: interrupted", file=sys.stderr)
         return 130

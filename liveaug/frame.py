@@ -156,10 +156,14 @@ class CellTable:
         return self.columns[name]
 
     def to_pandas(self) -> Any:
-        """A pandas DataFrame (pandas imported only here)."""
+        """A pandas DataFrame (pandas imported only here); ``parent_id`` is nullable there, NA
+        for "no parent" (0 inside, where ids start at 1; in a table 0 reads like a cell id)."""
         import pandas as pd
 
-        return pd.DataFrame(self.columns)
+        df = pd.DataFrame(self.columns)
+        if "parent_id" in df and df["parent_id"].dtype.kind in "iu":
+            df["parent_id"] = df["parent_id"].astype("Int64").mask(df["parent_id"] <= 0)
+        return df
 
 
 @dataclass(frozen=True, slots=True)

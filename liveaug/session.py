@@ -616,6 +616,13 @@ class Session:
                     "is missing)",
                     "the session was damaged after recording; copy it again or re-record",
                 )
+            damage = _blosc_damage(chunk)
+            if damage:
+                raise SessionError(
+                    f"{self.path}: frame {t} is unreadable (chunk "
+                    f"{chunk.relative_to(self.path)} {damage})",
+                    "a chunk file is truncated or corrupt; copy the session again or re-record",
+                )
         try:
             return np.asarray(array[t])
         except Exception as exc:
@@ -626,6 +633,25 @@ class Session:
 
 
 # -- helpers ------------------------------------------------------------------------------------
+_BLOSC_HEADER = 16
+
+
+def _blosc_damage(chunk: Path) -> str | None:
+    """What is wrong with a Blosc chunk file's size, or None; checked before decompressing
+    because c-blosc trusts the header's compressed size and reads past the end of a shorter
+    buffer (a segmentation fault, not an error, when that memory is unmapped)."""
+    try:
+        with chunk.open("rb") as f:
+            header = f.read(_BLOSC_HEADER)
+            size = os.fstat(f.fileno()).st_size
+    except OSError as exc:
+        return f"cannot be read: {exc.strerror}"
+    if len(header) < _BLOSC_HEADER:
+        return f"holds {size} bytes, less than a Blosc header"
+    cbytes = int.from_bytes(header[12:16], "little")
+    if cbytes != size:
+        return f"holds {size} of its {cbytes} bytes"
+    return None
 
 
 def _positive_or_none(value: float | None, name: str) -> float | None:

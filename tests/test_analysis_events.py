@@ -162,3 +162,21 @@ def test_rules_ignore_unreliable_cells_unless_told():
     assert fired == {"strict": [1], "loose": [1, 2]}
     with pytest.raises(LiveaugError, match="'unreliable' must be true or false"):
         parse_rule({"name": "a", "column": "x", "above": 1, "unreliable": "yes"})
+
+
+def test_a_rule_on_a_column_that_does_not_exist_names_the_real_ones(tmp_path, capsys):
+    from liveaug.cli import main
+
+    bad = tmp_path / "r.yaml"
+    bad.write_text("rules:\n  - {name: dying, column: p_apoptossis, above: 0.8}\n")
+    with pytest.raises(LiveaugError, match="no readout column 'p_apoptossis'") as e:
+        load_rules(bad)
+    assert "did you mean 'p_apoptosis'?" in str(e.value) and "dapi_integrated" in str(e.value)
+    # a real fluorescence channel's columns are accepted whatever the channel is called
+    bad.write_text("rules:\n  - {name: imp, column: gfp_nc_ratio, above: 1.5}\n")
+    assert load_rules(bad)[0][0].column == "gfp_nc_ratio"
+    bad.write_text("rules:\n  - {name: dying, column: p_apoptossis, above: 0.8}\n")
+    argv = ["replay", "nowhere.ome.zarr", "--headless", "--readouts", str(tmp_path / "o.csv")]
+    assert main([*argv, "--rules", str(bad)]) == 2
+    err = capsys.readouterr().err
+    assert "'p_apoptossis'" in err and len(err.strip().splitlines()) == 1

@@ -140,3 +140,41 @@ def test_no_cells_gives_an_empty_table():
         channels={"gfp": np.ones((32, 32))},
     )
     assert len(t) == 0 and "gfp_nc_ratio" in t.columns
+
+
+def test_nucleus_area_in_um2_and_cells_touching_the_border_are_flagged():
+    lab = np.zeros((40, 50), np.int32)
+    lab[0:6, 10:20] = 1  # touches the top edge
+    lab[15:25, 15:25] = 2  # inside
+    lab[30:40, 44:50] = 3  # touches the bottom-right corner
+    lab[12:20, 0:4] = 4  # touches the left edge
+    nuc = np.where(lab > 0, lab, 0)
+    nuc[15:18, 15:25] = 0
+    z = np.zeros(lab.shape, np.float32)
+    t = measure(lab, nuc, {"dapi": z, "membrane": z}, scale=0.5, pixel_size_um=0.65)
+    assert t["touches_border"].tolist() == [True, False, True, True]
+    assert t["touches_border"].dtype == bool and t.units["touches_border"] == ""
+    np.testing.assert_allclose(t["nucleus_area_um2"], t["nucleus_area_px"] * 0.65**2)
+    assert t.units["nucleus_area_um2"] == "µm²"
+    assert t["nucleus_area_px"][1] == 70 * 4  # 7 x 10 model pixels, 4 frame pixels each
+    t = measure(lab, nuc, {"dapi": z, "membrane": z}, scale=0.5, pixel_size_um=None)
+    assert np.isnan(t["nucleus_area_um2"]).all()
+
+
+def test_no_parent_is_empty_not_zero_in_exported_tables(tmp_path):
+    import pandas as pd
+
+    from liveaug.analysis.table import write_csv, write_parquet
+    from liveaug.frame import CellTable
+
+    t = CellTable(
+        {"cell_id": np.array([1, 2, 3]), "parent_id": np.array([0, 0, 1]), "x": np.ones(3)},
+        {"cell_id": "", "parent_id": "", "x": "px"},
+    )
+    df = t.to_pandas()
+    assert df["parent_id"].isna().tolist() == [True, True, False] and df["parent_id"][2] == 1
+    write_csv(t, tmp_path / "t.csv")
+    assert (tmp_path / "t.csv").read_text().splitlines()[1].split(",")[:2] == ["1", ""]
+    write_parquet(t, tmp_path / "t.parquet")
+    back = pd.read_parquet(tmp_path / "t.parquet")
+    assert back["parent_id"].isna().tolist() == [True, True, False]

@@ -181,3 +181,94 @@ def test_a_corrupt_frame_mid_session_keeps_the_tables_of_the_frames_before(
     # an output folder that does not exist is named before anything runs
     assert main([*args, "--readouts", str(tmp_path / "nowhere" / "o.csv")]) == 2
     assert "nowhere does not exist" in capsys.readouterr().err
+
+
+def test_ctrl_c_keeps_what_was_analysed_and_says_how_much(tmp_path):
+    import signal
+
+    path = tmp_path / "long.ome.zarr"
+    argv = [sys.executable, "-m", "liveaug.cli"]
+    sim = [*argv, "simulate", str(path), "--frames", "240", "--size", "128", "128", "--seed", "2"]
+    subprocess.run(sim, check=True, capture_output=True, timeout=600)
+    csv, par = tmp_path / "o.csv", tmp_path / "o.parquet"
+    proc = subprocess.Popen(
+        [
+            *argv,
+            "replay",
+            str(path),
+            "--headless",
+            "--maps",
+            "truth",
+            "--readouts",
+            str(csv),
+            "--parquet",
+            str(par),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and not (csv.exists() and csv.stat().st_size > 2000):
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err
+    last = err.strip().splitlines()[-1]
+    assert last.startswith("liveaug replay: interrupted; kept ") and "of 240 frames" in last, err
+    kept = int(last.split("kept ")[1].split(" ")[0])
+    assert 0 < kept < 240
+    assert sorted(pd.read_csv(csv)["frame"].unique()) == list(range(kept))
+    meta = json.loads((tmp_path / "o.csv-metadata.json").read_text())
+    assert meta["liveaug"]["frames"] == kept and meta["liveaug"]["incomplete"] == "interrupted"
+    table = pq.read_table(par)
+    assert json.loads(table.schema.metadata[b"liveaug"])["frames"] == kept
+    assert sorted(set(table.column("frame").to_pylist())) == list(range(kept))
+
+
+@pytest.fixture(scope="module")
+def unscaled(tmp_path_factory):
+    """A session whose camera gave no pixel size (frames and session-level both None)."""
+    from dataclasses import replace
+
+    path = tmp_path_factory.mktemp("u") / "unscaled.ome.zarr"
+    sim = SimulatedMicroscope(SimulationConfig(height=128, width=128, seed=5))
+    info = replace(sim.open(), pixel_size_um=None)
+    with SessionWriter.for_source(path, info, truth=True, frame_interval_s=180.0) as w:
+        for _ in range(3):
+            w.append(replace(sim.read(), pixel_size_um=None))
+    return path
+
+
+def test_no_pixel_size_is_said_once_and_pixel_size_sets_it(unscaled, tmp_path):
+    csv = tmp_path / "o.csv"
+    argv = [sys.executable, "-m", "liveaug.cli", "replay", str(unscaled), "--headless"]
+    argv += ["--maps", "truth", "--readouts", str(csv)]
+    r = subprocess.run(argv, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    said = [line for line in r.stderr.splitlines() if "pixel size" in line]
+    assert len(said) == 1 and "area_um2" in said[0] and "--pixel-size UM" in said[0], r.stderr
+    assert said[0].startswith("WARNING"), said  # its own line, not glued to the progress bar
+    df = pd.read_csv(csv)
+    assert len(df) and df["area_um2"].isna().all()
+    r = subprocess.run([*argv, "--pixel-size", "0.5"], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0 and "pixel size" not in r.stderr, r.stderr
+    df = pd.read_csv(csv)
+    np.testing.assert_allclose(df["area_um2"], df["area_px"] * 0.25, rtol=1e-5)
+
+
+def test_events_go_to_their_file_and_the_terminal_only_with_verbose(session, tmp_path):
+    rules = tmp_path / "r.yaml"
+    rules.write_text("rules:\n  - {name: any, column: area_px, above: 0, entry: false}\n")
+    ev = tmp_path / "e.jsonl"
+    argv = [sys.executable, "-m", "liveaug.cli", "replay", str(session), "--headless"]
+    argv += ["--maps", "truth", "--rules", str(rules), "--events", str(ev)]
+    quiet = subprocess.run(argv, capture_output=True, text=True, timeout=120)
+    assert quiet.returncode == 0, quiet.stderr
+    fired = len(ev.read_text().splitlines())
+    assert fired > 5
+    assert "event any" not in quiet.stderr and "INFO" not in quiet.stderr, quiet.stderr
+    assert f"{fired} events" in quiet.stdout  # the summary
+    loud = subprocess.run([*argv, "--verbose"], capture_output=True, text=True, timeout=120)
+    assert loud.returncode == 0 and loud.stderr.count("event any") == fired

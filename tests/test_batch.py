@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import os
 import signal
+import subprocess
+import sys
 import threading
 import time
 
@@ -137,3 +139,70 @@ def test_views_reach_the_workers_predictor(session, tmp_path):
     assert [t.views for t in tasks] == [4, 4]
     predictor, loaded = _predictor(tasks[0], {})
     assert loaded and predictor.views == 4
+
+
+def _damaged(session, tmp_path, frame):
+    """A copy of ``session`` with frame ``frame``'s brightfield chunk cut short."""
+    import shutil
+
+    broken = tmp_path / "dish2.ome.zarr"
+    shutil.copytree(session, broken)
+    chunk = broken / "0" / "c" / str(frame) / "0" / "0" / "0"
+    chunk.write_bytes(chunk.read_bytes()[:50])
+    return broken
+
+
+def test_a_damaged_chunk_keeps_the_frames_before_it_like_replay(session, tmp_path):
+    broken = _damaged(session, tmp_path, 20)
+    out = tmp_path / "out"
+    argv = ["batch", str(broken), "--out", str(out), "--workers", "1", "--chunk", "8"]
+    r = subprocess.run(
+        [sys.executable, "-m", "liveaug.cli", *argv, "--maps", "truth", "--warmup", "4"],
+        capture_output=True,
+        text=True,
+        timeout=200,
+    )
+    assert r.returncode == 2, r.stderr
+    err = [line for line in r.stderr.splitlines() if line.strip() and line[:6] != "batch:"]
+    assert "Traceback" not in r.stderr and "Compute Failed" not in r.stderr, r.stderr
+    assert len(err) == 1 and "frame 20 is unreadable" in err[0], r.stderr
+    assert "stopped after 20 of 36 frames" in err[0]
+    rows = pd.read_parquet(out / "readouts" / "session=dish2" / "cells.parquet")
+    assert sorted(rows["frame"].unique()) == list(range(20))
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["sessions"]["dish2"]["frames"] == 20
+    assert "frame 20" in summary["sessions"]["dish2"]["incomplete"]
+    # the partial range is not taken for a finished one: a repaired session is analysed whole
+    shutil_copy = (session / "0" / "c" / "20" / "0" / "0" / "0").read_bytes()
+    (broken / "0" / "c" / "20" / "0" / "0" / "0").write_bytes(shutil_copy)
+    r = subprocess.run(
+        [sys.executable, "-m", "liveaug.cli", *argv, "--maps", "truth", "--warmup", "4"],
+        capture_output=True,
+        text=True,
+        timeout=200,
+    )
+    assert r.returncode == 0, r.stderr
+    rows = pd.read_parquet(out / "readouts" / "session=dish2" / "cells.parquet")
+    assert sorted(rows["frame"].unique()) == list(range(36))
+
+
+def test_batch_without_dask_names_the_extra(session, tmp_path, monkeypatch, capsys):
+    monkeypatch.setitem(sys.modules, "distributed", None)  # what an install without it gives
+    assert main(["batch", str(session), "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err
+    assert "pip install 'liveaug[batch]'" in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "o").exists()
+    assert main(["bench", "--only", "batch"]) == 2
+    err = capsys.readouterr().err
+    assert "pip install 'liveaug[batch]'" in err and len(err.strip().splitlines()) == 1
+
+
+def test_bad_rules_are_named_before_any_worker_starts(session, tmp_path, capfd):
+    rules = tmp_path / "rules.yaml"
+    rules.write_text("rules:\n  - {name: dying, column: p_apoptossis, above: 0.8}\n")
+    argv = ["batch", str(session), "--out", str(tmp_path / "o"), "--rules", str(rules)]
+    assert main(argv) == 2
+    err = capfd.readouterr().err
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1, err
+    assert "'p_apoptossis'" in err and "p_apoptosis" in err
+    assert not (tmp_path / "o").exists()

@@ -151,7 +151,7 @@ def test_preprocessing_helpers():
 
 def test_shipped_model_reproduces_its_test_output():
     diffs = check_model(load_model(SHIPPED))
-    assert set(diffs) == set(ROLES)
+    assert set(diffs) == {*ROLES, "features"}  # every output reproduces, the features too
 
 
 def test_accumulator_scores_a_perfect_prediction(frame):

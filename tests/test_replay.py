@@ -166,3 +166,23 @@ def test_bad_paths_and_misuse(tmp_path: Path, session: Path) -> None:
         pass
     with pytest.raises(SourceError, match="no complete frames"):
         ReplaySource(empty).open()
+
+
+def test_a_time_lapse_plays_at_30_frames_per_s_times_speed(tmp_path: Path) -> None:
+    """Frames 180 s apart would show one frame every 3 minutes at the recorded pace: a session
+    whose frames are more than a second apart plays at 30 frames/s × speed unless asked not to."""
+    stamps = [i * 180_000_000_000 for i in range(6)]
+    path = record(tmp_path / "tl.ome.zarr", n=6, timestamps=stamps, frame_interval_s=180.0)
+    src = ReplaySource(path, speed=2.0)
+    assert src.open().frame_rate_hz == pytest.approx(60.0) and src.timelapse
+    t0 = time.monotonic()
+    frames = [src.read(timeout_s=5.0) for _ in range(6)]
+    assert time.monotonic() - t0 < 5.0  # at the recorded pace: 15 minutes
+    assert [f.timestamp_ns for f in frames] == stamps  # the frames keep their recorded times
+    src.close()
+    recorded = ReplaySource(path, speed=1.0, pace="recorded")
+    assert recorded.open().frame_rate_hz == pytest.approx(1 / 180) and not recorded.timelapse
+    recorded.close()
+    live = ReplaySource(record(tmp_path / "v.ome.zarr", n=4), speed=1.0)
+    assert live.open().frame_rate_hz == pytest.approx(50.0) and not live.timelapse
+    live.close()

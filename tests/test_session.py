@@ -458,6 +458,36 @@ def test_truncated_and_missing_chunks_name_the_frame(session: Path) -> None:
         s.frame(1)
 
 
+def test_a_chunk_shorter_than_its_blosc_header_says_is_never_decompressed(
+    session: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """c-blosc trusts the header's compressed size and reads past the end of a truncated buffer
+    (a Dask worker died with signal 11 on one): the header is checked against the file first."""
+    from zarr.codecs.blosc import BloscCodec
+
+    chunk = session / "0" / "c" / "1" / "2" / "0" / "0"
+    whole = len(chunk.read_bytes())
+    chunk.write_bytes(chunk.read_bytes()[: whole // 2])
+    decoded: list[int] = []
+    original = BloscCodec._decode_single
+
+    async def spy(self, chunk_bytes, chunk_spec):  # type: ignore[no-untyped-def]
+        decoded.append(len(chunk_bytes.to_bytes()))
+        return await original(self, chunk_bytes, chunk_spec)
+
+    monkeypatch.setattr(BloscCodec, "_decode_single", spy)
+    with pytest.raises(
+        SessionError,
+        match=rf"frame 1 is unreadable .*holds {whole // 2} of its "
+        rf"{whole} bytes",
+    ):
+        Session.open(session).frame(1)
+    assert whole // 2 not in decoded
+    chunk.write_bytes(b"\x02\x01")  # shorter than a header
+    with pytest.raises(SessionError, match="frame 1 is unreadable"):
+        Session.open(session).frame(1)
+
+
 def test_missing_or_corrupt_frame_log(session: Path) -> None:
     log = session / "liveaug" / "frames.jsonl"
     log.write_text("garbage\n" + log.read_text())

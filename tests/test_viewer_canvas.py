@@ -213,6 +213,22 @@ def test_scale_bar_is_drawn_when_the_pixel_size_is_known(canvas, frames):
     assert not canvas._bar.visible
 
 
+def test_scale_bar_label_sits_above_the_bar_not_through_it(canvas):
+    canvas.scale_bar = True
+    black = Frame(np.zeros((SIZE, SIZE), np.uint16), 0, 0, bit_depth=12, pixel_size_um=0.65)
+    _show(canvas, black, clim=(0, 4095))
+    lit = _render(canvas).max(axis=-1) > 100
+    per_row = lit.sum(axis=1)
+    bar = np.flatnonzero(per_row == per_row.max())  # the bar: its rows are the longest
+    text = np.flatnonzero(per_row)
+    text = text[~np.isin(text, bar)]
+    assert len(bar) >= 2 and len(text) >= 6  # a bar and a label of several rows
+    assert text.max() < bar.min() - 2, (text, bar)  # the whole label above, a gap between
+    cols = np.flatnonzero(lit[text].any(axis=0))
+    bar_cols = np.flatnonzero(lit[bar[0]])
+    assert bar_cols.min() <= cols.min() and cols.max() <= bar_cols.max()  # centred over it
+
+
 def test_frame_sized_labels_and_model_sized_maps_line_up(canvas, frames):
     """Labels the analysis upsampled to the frame and maps at model size: both in place."""
     frame = frames[1]
@@ -342,3 +358,75 @@ def test_an_unreliable_frame_is_marked_over_the_image(canvas, frames):
     canvas.set_result(res)  # a trusted frame again: the warning goes
     assert canvas.warning is None
     np.testing.assert_array_equal(_render(canvas), plain)
+
+
+def test_id_labels_never_overlap_nor_leave_the_image():
+    from liveaug.viewer.idlabels import place_labels
+
+    rng = np.random.default_rng(3)
+    n = 400
+    x, y = rng.uniform(0, 200, n), rng.uniform(0, 100, n)
+    ids = rng.integers(1, 2000, n)
+    area = rng.uniform(10, 100, n)
+    cell = (7, 13)  # one digit's box, screen pixels
+    for zoom in (0.5, 1.0, 3.0):
+        keep = place_labels(ids, x, y, area, shape=(100, 200), zoom=zoom, cell=cell)
+        assert keep.size > 0
+        digits = np.floor(np.log10(ids[keep])) + 1
+        hw, hh = digits * cell[0] / 2 / zoom, cell[1] / 2 / zoom
+        x0, x1, y0, y1 = x[keep] - hw, x[keep] + hw, y[keep] - hh, y[keep] + hh
+        assert (x0 >= 0).all() and (x1 <= 200).all() and (y0 >= 0).all() and (y1 <= 100).all()
+        apart = (
+            (x1[:, None] <= x0[None])
+            | (x1[None] <= x0[:, None])
+            | (y1[:, None] <= y0[None])
+            | (y1[None] <= y0[:, None])
+        )
+        np.fill_diagonal(apart, True)
+        assert apart.all()
+    # two neighbours: the larger cell keeps its label at this zoom, both once zoomed in
+    x2, y2 = np.array([50.0, 53.0]), np.array([50.0, 50.0])
+    two = place_labels(
+        np.array([5, 6]), x2, y2, np.array([10.0, 90.0]), shape=(100, 100), zoom=1.0, cell=cell
+    )
+    assert two.tolist() == [1]
+    both = place_labels(
+        np.array([5, 6]), x2, y2, np.array([10.0, 90.0]), shape=(100, 100), zoom=4.0, cell=cell
+    )
+    assert sorted(both.tolist()) == [0, 1]
+
+
+def test_cell_ids_stay_inside_the_image(canvas, frames):
+    frame = frames[1]
+    result = truth_result(frame, scale=0.5)
+    cells = CellTable(
+        {
+            "cell_id": np.array([1234, 77, 5678]),
+            "x": np.array([1.0, 64.0, 120.0]),  # at the left edge, inside, near the right edge
+            "y": np.array([64.0, 64.0, 126.5]),
+            "area_px": np.array([50.0, 40.0, 30.0]),
+        }
+    )
+    result = dataclasses.replace(result, analysis=dataclasses.replace(result.analysis, cells=cells))
+    _show(canvas, frame, result)
+    canvas.view.camera.rect = (-32, -32, SIZE + 64, SIZE + 64)  # a border around the image
+    base = _render(canvas)
+    layer = canvas.layers["ids"]
+    layer.color, layer.opacity, layer.visible = (1.0, 0.0, 1.0), 1.0, True
+    on = _render(canvas)
+    layer.visible = False
+    changed = np.abs(on - base).max(axis=-1) > 60
+    ys, xs = np.nonzero(changed)
+    assert len(xs) > 10  # the inside one is drawn
+    # the canvas shows a frame pixel as 256 / 192 canvas pixels, the image from pixel 32·4/3
+    lo, hi = 32 * 256 / 192, (32 + SIZE) * 256 / 192
+    assert xs.min() >= lo - 1 and xs.max() <= hi + 1 and ys.min() >= lo - 1 and ys.max() <= hi + 1
+
+
+def test_event_markers_are_not_a_phase_colour():
+    from liveaug.viewer.layers import PHASE_COLORS, default_layers
+
+    layers = {layer.name: layer for layer in default_layers()}
+    events = np.array(layers["events"].color)
+    others = [*PHASE_COLORS.values(), layers["apoptosis"].color]
+    assert min(np.linalg.norm(events - np.array(c)) for c in others) > 0.4

@@ -103,6 +103,39 @@ def test_closing_the_window_releases_the_camera_within_a_second(qtbot, tmp_path)
         again.close()
 
 
+@pytest.mark.camera
+def test_a_saturated_camera_image_is_visible_and_the_hud_says_so(qtbot, tmp_path):
+    """viky's test image is 99.75 % at 255: auto contrast once chose 255-256 (all black)."""
+    from PyQt6.QtCore import QSettings
+
+    from liveaug.pipeline import Pipeline
+    from liveaug.sources.camera import CameraSettings, CameraSource, bundled_simulator_cti
+    from liveaug.viewer.app import qt_app
+    from liveaug.viewer.window import ViewerWindow
+
+    viky = bundled_simulator_cti()
+    if viky is None:
+        pytest.skip("the genicam wheel ships no viky.cti here")
+    settings = CameraSettings(pixel_format="Mono8", frame_rate_hz=30.0)  # the whole sensor
+    qt_app()
+    win = ViewerWindow(
+        Pipeline(CameraSource("1", cti=[viky], use_env=False, settings=settings)),
+        settings=QSettings(str(tmp_path / "v.ini"), QSettings.Format.IniFormat),
+    )
+    win.show()
+    try:
+        qtbot.waitUntil(lambda: win.drawn_frames >= 5, timeout=20000)
+        qtbot.wait(300)
+        img = win._frame.image
+        assert (img == 255).mean() > 0.9  # the camera does saturate
+        lo, hi = win.contrast.lo, win.contrast.hi
+        assert lo < 255 and (255 - lo) / (hi - lo) >= 0.99  # drawn white, not black
+        win._update_hud()
+        assert "saturated" in win.hud.text()
+    finally:
+        win.close()
+
+
 def test_without_a_screen_the_viewer_says_so_in_one_line(monkeypatch, capsys):
     for var in ("DISPLAY", "WAYLAND_DISPLAY", "QT_QPA_PLATFORM"):
         monkeypatch.delenv(var, raising=False)

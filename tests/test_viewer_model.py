@@ -12,7 +12,7 @@ from viewer_support import write_session
 from liveaug.frame import CellTable
 from liveaug.session import Session
 from liveaug.sources.replay import ReplaySource
-from liveaug.viewer.contrast import Contrast, histogram, percentile_limits
+from liveaug.viewer.contrast import Contrast, histogram, percentile_limits, saturated_fraction
 from liveaug.viewer.history import History
 from liveaug.viewer.layers import default_layers
 from liveaug.viewer.recording import SwitchableRecorder
@@ -39,6 +39,19 @@ def test_auto_contrast_follows_the_image_and_manual_limits_stay():
     assert c.update(dark) == (5.0, 10.0)
     counts = histogram(dark, 4096, bins=64)
     assert counts.sum() == dark.size and counts[1] + counts[2] == dark.size  # 64-wide bins
+
+
+def test_saturated_or_flat_images_stay_visible():
+    """A camera at 255 over 99.75 % of the field made the window 255-256: all black."""
+    img = np.full((240, 320), 255, np.uint8)
+    img[:1, :192] = np.arange(192)  # 0.25 % below saturation
+    lo, hi = percentile_limits(img)
+    assert lo < 255 and (255 - lo) / (hi - lo) >= 0.99  # saturated pixels are white
+    assert saturated_fraction(img, 8) == pytest.approx(1 - 192 / img.size, abs=0.01)
+    assert saturated_fraction(img // 2, 8) == 0.0
+    for value in (0, 700):  # flat: mid-window, visible as grey, not clipped to black
+        lo, hi = percentile_limits(np.full((64, 64), value, np.uint16))
+        assert lo < value < hi
 
 
 def _table(frame: int, ids, phases, dapi) -> CellTable:

@@ -315,3 +315,55 @@ def test_an_unexpected_error_in_a_handler_is_reported_in_the_window(qtbot, windo
         report_unhandled(type(exc), exc, exc.__traceback__)
     assert "snapshot folder is read-only" in window.hud.text()
     assert "unexpected error in the viewer" in caplog.text
+
+
+@pytest.fixture
+def slow_session(tmp_path):
+    """Three frames one second apart: at speed 0.25 the replay waits 4 s at each step, the wrap
+    from the last frame to the first included."""
+    from dataclasses import replace
+
+    from liveaug.session import SessionWriter
+
+    path = tmp_path / "slow.ome.zarr"
+    sim = SimulatedMicroscope(SimulationConfig(height=96, width=96, seed=2))
+    with SessionWriter.for_source(path, sim.open(), truth=True, frame_interval_s=1.0) as w:
+        for i in range(3):
+            w.append(replace(sim.read(), timestamp_ns=i * 1_000_000_000))
+    return path
+
+
+def test_position_is_the_shown_frame_and_space_at_the_end_plays_again(
+    qtbot, slow_session, settings, no_leaks
+):
+    from PyQt6.QtCore import Qt
+
+    settings.setValue("replay/speed", 0.25)
+    pipe = Pipeline(
+        ReplaySource(slow_session, speed=0.25, loop=True, start=2),
+        predictor=TruthPredictor(0.5),
+        analyzer=TruthAnalyzer(),
+    )
+    win = _window(qtbot, pipe, settings)
+    replay = win.replay_source
+
+    def shown() -> int | None:
+        return None if win._frame is None else replay.position_of(win._frame)
+
+    try:
+        qtbot.waitUntil(lambda: shown() == 2, timeout=10000)
+        qtbot.wait(300)  # the source now waits 4 s before the first frame again
+        assert replay.position == 0 and shown() == 2
+        win._update_hud()
+        assert win.position_label.text().strip() == "3/3" and win.seek.value() == 2
+        qtbot.keyClick(win, Qt.Key.Key_Space)  # at the end: from the start, at once
+        qtbot.waitUntil(lambda: shown() == 0, timeout=2500)
+        assert not win.pipeline.paused
+        win._update_hud()
+        assert win.position_label.text().strip() == "1/3" and win.seek.value() == 0
+        win.seek_to(1)
+        qtbot.waitUntil(lambda: shown() == 1, timeout=2500)
+        win._update_hud()
+        assert win.position_label.text().strip() == "2/3" and win.seek.value() == 1
+    finally:
+        win.close()

@@ -7,6 +7,7 @@ replay command can export the whole session at the end. No Qt, no GL.
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections import deque
@@ -25,8 +26,17 @@ from liveaug.errors import LiveaugError
 from liveaug.frame import ROLES, Analysis, CellEvent, CellTable, Frame, Prediction
 from liveaug.reliability import cell_reliability
 
+log = logging.getLogger(__name__)
+
 #: Pixel size assumed when a frame does not carry one (the simulator's 10x default), µm.
 DEFAULT_PIXEL_UM = 0.65
+
+
+def acquisition_time_s(frame: Frame) -> float:
+    """When the frame was taken, s: a simulated frame's experiment time (the live simulator
+    renders a 3-hour time-lapse at 30 frames/s), else its recorded timestamp."""
+    sim_time_s = frame.meta.get("sim_time_s")
+    return float(sim_time_s) if sim_time_s is not None else frame.timestamp_ns / 1e9
 
 
 class Analyzer:
@@ -88,6 +98,7 @@ class Analyzer:
         self._parent: dict[int, int] = {}
         self._recent_ids: deque[np.ndarray] = deque(maxlen=max_gap + 2)
         self._analyses = 0
+        self._said_no_pixel_size = False
         self.events: deque[CellEvent] = deque(maxlen=10_000)
         """The latest events fired (all of them in a batch run of fewer)."""
 
@@ -122,6 +133,13 @@ class Analyzer:
             )
         timings: dict[str, float] = {}
         t0 = time.perf_counter_ns()
+        if not frame.pixel_size_um and not self._said_no_pixel_size:
+            self._said_no_pixel_size = True
+            log.warning(
+                "the frames carry no pixel size: area_um2 stays empty and the segmentation "
+                "assumes %s µm/px — give it with --pixel-size UM (record, view, replay)",
+                DEFAULT_PIXEL_UM,
+            )
         px_frame = frame.pixel_size_um or DEFAULT_PIXEL_UM
         px_model = px_frame / prediction.scale
         seg = segment(
@@ -140,7 +158,7 @@ class Analyzer:
             pixel_size_um=frame.pixel_size_um,
             channels=frame.channels,
             frame_index=frame.index,
-            timestamp_s=frame.timestamp_ns / 1e9,
+            timestamp_s=acquisition_time_s(frame),
             model=model,
         )
         t2 = time.perf_counter_ns()

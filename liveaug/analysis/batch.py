@@ -10,6 +10,8 @@ thread, in order, never dropping one.
 from __future__ import annotations
 
 import queue
+import signal
+import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -52,6 +54,30 @@ def read_ahead(source: Any, depth: int = 4) -> Iterator[Frame]:
                 q.get_nowait()
             except queue.Empty:
                 t.join(0.05)
+
+
+class StopOnInterrupt:
+    """Ctrl-C (SIGINT) asks the loop to stop after the frame in progress, so the tables hold
+    whole frames and get their metadata; a second Ctrl-C interrupts at once."""
+
+    def __init__(self) -> None:
+        self.requested = False
+        self._previous: Any = None
+
+    def _handler(self, signum: int, frame: Any) -> None:
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
+
+    def __enter__(self) -> StopOnInterrupt:
+        if threading.current_thread() is threading.main_thread():
+            self._previous = signal.signal(signal.SIGINT, self._handler)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._previous is not None:
+            signal.signal(signal.SIGINT, self._previous)
+            self._previous = None
 
 
 def make_predictor(
@@ -142,6 +168,7 @@ class CsvAppender:
 def run_replay(args: Any) -> int:
     """``liveaug replay --headless``: source → predictor → analyzer for every frame → tables."""
     from liveaug.analysis.analyzer import Analyzer
+    from liveaug.analysis.events import load_rules
     from liveaug.analysis.table import write_parquet
     from liveaug.progress import progress
     from liveaug.sources.replay import ReplaySource
@@ -156,7 +183,8 @@ def run_replay(args: Any) -> int:
             raise LiveaugError(
                 f"{out}: folder {Path(out).parent} does not exist", "create it or write elsewhere"
             )
-    source = ReplaySource(args.session, speed=None)
+    load_rules(args.rules)  # a bad rules file is named before any frame is read
+    source = ReplaySource(args.session, speed=None, pixel_size_um=args.pixel_size)
     info = source.open()
     predictor = make_predictor(
         args.maps, models=args.model, metadata=info.settings, views=args.views
@@ -174,10 +202,11 @@ def run_replay(args: Any) -> int:
     n = len(source) if args.frames is None else min(args.frames, len(source))
     done = 0
     failure: LiveaugError | None = None
+    stop = StopOnInterrupt()
     try:
-        with progress(n, "replay") as bar:
+        with stop, progress(n, "replay") as bar:
             for frame in read_ahead(source):
-                if done >= n:
+                if done >= n or stop.requested:
                     break
                 prediction = predictor.predict(frame, analyzer.required_roles)
                 result = analyzer.analyze(frame, prediction)
@@ -195,6 +224,8 @@ def run_replay(args: Any) -> int:
     extra = {"session": str(args.session), "frames": done, "maps": args.maps, "views": args.views}
     if failure is not None:
         extra["incomplete"] = failure.what
+    elif stop.requested and done < n:
+        extra["incomplete"] = "interrupted"
     if csv is not None:
         csv.close(table, extra)
     if args.parquet:
@@ -205,8 +236,13 @@ def run_replay(args: Any) -> int:
             failure.fix,
         )
     events = len(analyzer.events)
-    print(
-        f"analysed {done} frames, {len(table)} cell rows, {events} events"
-        + "".join(f"; wrote {p}" for p in (args.readouts, args.parquet, args.events) if p)
-    )
+    wrote = "".join(f"; wrote {p}" for p in (args.readouts, args.parquet, args.events) if p)
+    if extra.get("incomplete") == "interrupted":
+        print(
+            f"liveaug replay: interrupted; kept {done} of {n} frames, {len(table)} cell rows, "
+            f"{events} events{wrote}",
+            file=sys.stderr,
+        )
+        return 130
+    print(f"analysed {done} frames, {len(table)} cell rows, {events} events{wrote}")
     return 0

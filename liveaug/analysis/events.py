@@ -133,6 +133,8 @@ def load_rules(path: str | Path | None = None) -> tuple[list[Rule], dict[str, An
     if not isinstance(doc, dict) or not isinstance(doc.get("rules", []), list):
         raise _config_error(p, "expected a mapping with a 'rules' list")
     rules = [parse_rule(r, p) for r in doc.get("rules", [])]
+    for rule in rules:
+        _check_column(rule.column, rule.name, p)
     settings = {k: v for k, v in doc.items() if k != "rules"}
     return rules, settings
 
@@ -178,6 +180,25 @@ def parse_rule(d: Any, where: str | Path = "rules") -> Rule:
     if d.get("equals") is not None:
         d["equals"] = str(d["equals"])
     return Rule(actions=actions, **d)
+
+
+def _check_column(column: str, name: str, where: str | Path) -> None:
+    """A rule on a column no analysis writes would silently never fire: name the real ones."""
+    from liveaug.analysis.readouts import CHANNEL_SUFFIXES, UNITS
+
+    if column in UNITS or any(
+        column.endswith(f"_{s}") and len(column) > len(s) + 1 for s in CHANNEL_SUFFIXES
+    ):
+        return
+    import difflib
+
+    close = difflib.get_close_matches(column, list(UNITS), n=1)
+    hint = f"did you mean {close[0]!r}? " if close else ""
+    raise LiveaugError(
+        f"{where}: rule {name!r}: no readout column {column!r}",
+        f"{hint}columns: {', '.join(UNITS)}, and for a fluorescence channel NAME: "
+        + ", ".join(f"NAME_{s}" for s in CHANNEL_SUFFIXES),
+    )
 
 
 def resolve_hook(spec: str) -> Hook:

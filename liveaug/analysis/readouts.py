@@ -7,6 +7,8 @@ arrive at frame resolution, are measured on the labels upsampled to it (each mod
 of frame pixels), so their means and integrals are exactly what a standard measurement on the
 upsampled labels gives (``skimage.measure.regionprops_table``, tested).
 
+``touches_border`` flags cells cut off by the image edge (partial area, shape and integrals).
+
 Units: positions in frame pixels, areas in frame pixels and µm², virtual stains in the models'
 output units (``a.u.``), integrated intensities summed over frame pixels (map value × frame
 pixels), real channels in camera ADU (raw: no background subtracted). The nuclear/cytoplasmic
@@ -36,7 +38,9 @@ UNITS: dict[str, str] = {
     "area_um2": "µm²",
     "eccentricity": "",
     "solidity": "",
+    "touches_border": "",
     "nucleus_area_px": "px",
+    "nucleus_area_um2": "µm²",
     "dapi_mean": "a.u.",
     "dapi_integrated": "a.u.·px",
     "membrane_mean": "a.u.",
@@ -53,14 +57,18 @@ UNITS: dict[str, str] = {
 PHASES: tuple[str, ...] = PHASE_CLASSES[1:]
 
 
+#: Columns a real fluorescence channel ``NAME`` adds (``NAME_mean`` …) and their units.
+CHANNEL_SUFFIXES: dict[str, str] = {
+    "mean": "ADU",
+    "integrated": "ADU·px",
+    "nc_ratio": "",
+    "background": "ADU",
+}
+
+
 def channel_units(name: str) -> dict[str, str]:
     """Units of the columns a real fluorescence channel ``name`` adds."""
-    return {
-        f"{name}_mean": "ADU",
-        f"{name}_integrated": "ADU·px",
-        f"{name}_nc_ratio": "",
-        f"{name}_background": "ADU",
-    }
+    return {f"{name}_{suffix}": unit for suffix, unit in CHANNEL_SUFFIXES.items()}
 
 
 def _sums(labels: np.ndarray, weights: np.ndarray | None, n: int) -> np.ndarray:
@@ -108,6 +116,15 @@ def shape_features(labels: np.ndarray, n: int) -> dict[str, np.ndarray]:
         "eccentricity": ecc[1:],
         "solidity": _solidity(labels, a, n)[1:],
     }
+
+
+def touches_border(labels: np.ndarray, n: int) -> np.ndarray:
+    """Which of labels 1..n-1 reach the image edge: cut off there, so their area, shape and
+    integrated intensities are partial (a sliver at the edge reads like a tiny, odd cell)."""
+    edge = np.concatenate([labels[0], labels[-1], labels[:, 0], labels[:, -1]]).astype(np.int64)
+    out = np.zeros(n, bool)
+    out[edge] = True
+    return out[1:]
 
 
 def _solidity(labels: np.ndarray, area: np.ndarray, n: int) -> np.ndarray:
@@ -211,8 +228,10 @@ def measure(
         "area_um2": a * k2 * px_um * px_um,
         "eccentricity": sh["eccentricity"],
         "solidity": sh["solidity"],
+        "touches_border": touches_border(labels, n),
         "nucleus_area_px": _sums(nuclei, None, n)[1:] * k2,
     }
+    cols["nucleus_area_um2"] = cols["nucleus_area_px"] * px_um * px_um
     for role in ("dapi", "membrane"):
         if role in maps:
             s = _sums(labels, maps[role], n)[1:]

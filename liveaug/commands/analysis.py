@@ -7,6 +7,7 @@ import json
 import math
 from pathlib import Path
 
+from liveaug.commands.argtypes import positive_int
 from liveaug.commands.predictor_args import add_views_argument
 
 HELP = (
@@ -18,7 +19,11 @@ HELP = (
 def add_arguments(p: argparse.ArgumentParser) -> None:
     """Subcommand eval."""
     sub = p.add_subparsers(dest="action", metavar="ACTION", required=True)
-    ev = sub.add_parser("eval", help="accuracy figures against the session's ground truth")
+    text = (
+        "Accuracy of the per-cell analysis against a simulated session's ground truth: cell F1, "
+        "nuclei count, integrated DAPI, tracking, divisions and events, each with its target."
+    )
+    ev = sub.add_parser("eval", help=text, description=text, formatter_class=p.formatter_class)
     ev.add_argument("session", type=Path, metavar="SESSION", help="simulated session (.ome.zarr)")
     ev.add_argument(
         "--maps",
@@ -27,7 +32,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="maps from the models (default) or from truth (isolates the analysis' own errors)",
     )
     ev.add_argument("--model", action="append", help="model(s) to use (default: shipped)")
-    ev.add_argument("--frames", type=int, metavar="N", help="score only the first N frames")
+    ev.add_argument(
+        "--frames", type=positive_int, metavar="N", help="score only the first N frames"
+    )
     add_views_argument(ev)
     ev.add_argument(
         "--rules", type=Path, metavar="RULES.yaml", help="event rules (default: shipped)"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from liveaug.commands.argtypes import nonnegative_int, positive_int
 from liveaug.commands.predictor_args import add_views_argument
 
 HELP = (
@@ -24,7 +25,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     where.add_argument(
         "--workers",
-        type=int,
+        type=positive_int,
         default=2,
         help="local worker processes when no scheduler is given (default 2)",
     )
@@ -43,10 +44,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--rules", metavar="RULES.yaml", help="event rules (default: shipped)")
     add_views_argument(p)
-    p.add_argument("--chunk", type=int, default=50, help="frames per task (default 50)")
+    p.add_argument("--chunk", type=positive_int, default=50, help="frames per task (default 50)")
     p.add_argument(
         "--warmup",
-        type=int,
+        type=nonnegative_int,
         default=6,
         help="frames re-analysed before each range so tracking carries over (6)",
     )

@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from liveaug.commands.argtypes import positive_float, positive_int
 from liveaug.commands.camera_args import add_camera_arguments
 
 HELP = (
@@ -35,11 +36,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         action="store_true",
         help="batch throughput with 1 and 2 Dask workers (same as --only batch)",
     )
-    p.add_argument("--sizes", type=int, nargs="+", default=[512], help="frame sizes (px)")
-    p.add_argument("--frames", type=int, default=40, help="frames timed per case")
+    p.add_argument("--sizes", type=positive_int, nargs="+", default=[512], help="frame sizes (px)")
+    p.add_argument("--frames", type=positive_int, default=40, help="frames timed per case")
     p.add_argument(
         "--seconds",
-        type=float,
+        type=positive_float,
         default=10.0,
         help="how long each timed pipeline run lasts (default 10)",
     )
@@ -123,6 +124,10 @@ def _print_table(section: str, results: dict[str, Any]) -> None:
 def run(args: argparse.Namespace) -> int:
     """Run the chosen sections in one process so ratios compare like with like."""
     sections = args.only or (["batch"] if args.batch else list(SECTIONS))
+    if "batch" in sections:  # named before the other sections run, not after them
+        from liveaug.batch import require_dask
+
+        require_dask()
     report: dict[str, Any] = {
         "machine": {
             "cpu": _cpu_model(),

@@ -12,6 +12,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
+from liveaug.commands.argtypes import positive_float
 from liveaug.sources.camera_settings import CameraSettings
 
 
@@ -62,7 +63,10 @@ def add_camera_arguments(p: argparse.ArgumentParser) -> None:
         help="skip settings the camera does not offer (reported) instead of failing",
     )
     p.add_argument(
-        "--pixel-size", type=float, metavar="UM", help="sample-plane pixel size, µm (for scale)"
+        "--pixel-size",
+        type=positive_float,
+        metavar="UM",
+        help="sample-plane pixel size, µm (cameras do not know it; without it area_um2 is empty)",
     )
     p.add_argument(
         "--reconnect-attempts",

@@ -1,9 +1,10 @@
-"""``liveaug demo``: the simulated microscope, live, with every overlay on."""
+"""``liveaug demo``: the simulated microscope, live, in the viewer."""
 
 from __future__ import annotations
 
 import argparse
 
+from liveaug.commands.argtypes import positive_float, positive_int
 from liveaug.commands.viewer_args import add_viewer_arguments
 
 HELP = (
@@ -15,9 +16,16 @@ HELP = (
 def add_arguments(p: argparse.ArgumentParser) -> None:
     """Field, rate and what makes the maps."""
     p.add_argument(
-        "--size", type=int, nargs=2, default=(512, 512), metavar=("H", "W"), help="field, px"
+        "--size",
+        type=positive_int,
+        nargs=2,
+        default=(512, 512),
+        metavar=("H", "W"),
+        help="field, px",
     )
-    p.add_argument("--fps", type=float, default=30.0, help="frames per second (default 30)")
+    p.add_argument(
+        "--fps", type=positive_float, default=30.0, help="frames per second (default 30)"
+    )
     p.add_argument("--seed", type=int, default=0, help="random seed of the culture")
     p.add_argument("--density", type=float, default=0.6, help="fraction of the field covered")
     p.add_argument("--reporter", action="store_true", help="add a fluorescent reporter channel")

@@ -5,9 +5,14 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
+from liveaug.commands.argtypes import positive_int
 from liveaug.commands.predictor_args import add_views_argument
 from liveaug.errors import LiveaugError
+
+if TYPE_CHECKING:
+    from liveaug.model_zoo import ModelSpec
 
 HELP = (
     "List, describe, check (reproduce test outputs) and evaluate bioimage.io ONNX models "
@@ -18,13 +23,28 @@ HELP = (
 def add_arguments(p: argparse.ArgumentParser) -> None:
     """Subcommands list, info, check, eval."""
     sub = p.add_subparsers(dest="action", metavar="ACTION", required=True)
-    sub.add_parser("list", help="shipped models and where they are")
-    info = sub.add_parser("info", help="inputs, outputs, roles, normalisation of a model")
+
+    def action(name: str, text: str) -> argparse.ArgumentParser:
+        return sub.add_parser(name, help=text, description=text, formatter_class=p.formatter_class)
+
+    action("list", "The shipped models: folder, name, the roles each predicts, and where it is.")
+    info = action(
+        "info",
+        "Describe a model: weights and checksum, input size and pixel size, its outputs and "
+        "their roles, normalisation, and the accuracy its card records.",
+    )
     info.add_argument("model", help="model folder, rdf.yaml or shipped model name")
-    check = sub.add_parser("check", help="run the test input and compare to the test output")
+    info.add_argument("--json", action="store_true", help="print everything as JSON (scripts)")
+    check = action(
+        "check",
+        "Run the model's test input through onnxruntime and compare with its test output "
+        "(as bioimage.io's test does): a broken or swapped weights file shows here.",
+    )
     check.add_argument("model", help="model folder, rdf.yaml or shipped model name")
-    ev = sub.add_parser(
-        "eval", help="accuracy figures on a simulated session with truth (as in the model card)"
+    ev = action(
+        "eval",
+        "Measure accuracy against a simulated session's truth (as in the model card): Pearson r "
+        "of the virtual stains, per-cell phase balanced accuracy, mitosis recall, apoptosis F1.",
     )
     ev.add_argument(
         "session", type=Path, nargs="?", help="session folder (.ome.zarr) with ground truth"
@@ -38,8 +58,15 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "distribution and shifted (the card used 8 5)",
     )
     ev.add_argument("--model", action="append", help="model(s) to use (default: shipped)")
-    ev.add_argument("--frames", type=int, help="score only the first N frames")
-    ev.add_argument("--resolution", choices=("speed", "full"), default="speed")
+    ev.add_argument("--frames", type=positive_int, help="score only the first N frames")
+    ev.add_argument(
+        "--resolution",
+        choices=("speed", "full"),
+        default="speed",
+        help="speed: bin each frame to the model's input pixel size, one pass; full: keep "
+        "every frame pixel, in overlapping tiles (outside the sampling a model was trained at "
+        "when the frame is finer)",
+    )
     add_views_argument(ev)
     ev.add_argument("--json", type=Path, metavar="OUT.json", help="also write the figures")
 
@@ -62,10 +89,28 @@ def _list(args: argparse.Namespace) -> int:
     return 0
 
 
+#: What each figure of a model card's ``accuracy`` is, in words.
+FIGURES: dict[str, str] = {
+    "dapi_r": "virtual DAPI, Pearson r per image",
+    "dapi_r_full": "  same, upsampled to the frame",
+    "membrane_r": "virtual membrane, Pearson r",
+    "membrane_r_full": "  same, upsampled to the frame",
+    "phase_balanced_accuracy": "phase, per-cell balanced accuracy",
+    "mitosis_recall": "mitosis recall",
+    "apoptosis_f1": "apoptosis, per-cell F1",
+}
+SETTINGS = {"in_distribution": "held-out", "shifted": "shifted*"}
+
+
 def _info(args: argparse.Namespace) -> int:
+    from liveaug.model_eval import TARGETS
     from liveaug.model_zoo import load_model, resolve
 
     spec = load_model(resolve(args.model))
+    acc = ((spec.rdf.get("config") or {}).get("liveaug") or {}).get("accuracy") or {}
+    if args.json:
+        print(json.dumps(_info_dict(spec, acc), indent=1, default=str))
+        return 0
     print(f"{spec.name}  ({spec.rdf_path})")
     print(f"  weights   {spec.weights.name}  sha256 {spec.sha256}")
     print(
@@ -77,10 +122,42 @@ def _info(args: argparse.Namespace) -> int:
     for oid in spec.outputs:
         role = next((r for r, o in spec.roles.items() if o == oid), "-")
         print(f"  output    {oid:<10} role {role:<10} axes {', '.join(spec.output_axes[oid])}")
-    acc = ((spec.rdf.get("config") or {}).get("liveaug") or {}).get("accuracy")
-    if acc:
-        print("  accuracy  " + json.dumps(acc))
+    settings = [k for k in SETTINGS if isinstance(acc.get(k), dict)]
+    if not settings:
+        return 0
+    print("  accuracy on simulated sessions it never saw (the model card's):")
+    head = "".join(f"{SETTINGS[k]:>10}" for k in settings)
+    print(f"    {'':<36}{head}    target")
+    for key, label in FIGURES.items():
+        values = [acc[k].get(key) for k in settings]
+        if all(v is None for v in values):
+            continue
+        cells = "".join("         -" if v is None else f"{v:10.3f}" for v in values)
+        target = f"≥ {TARGETS[key]:.2f}" if key in TARGETS else ""
+        print(f"    {label:<36}{cells}    {target}".rstrip())
+    if "shifted" in settings:
+        print("    * twice the trained defocus, a quarter of the light")
     return 0
+
+
+def _info_dict(spec: ModelSpec, accuracy: dict[str, Any]) -> dict[str, Any]:
+    """Everything ``models info`` says, for scripts."""
+    return {
+        "name": spec.name,
+        "rdf": str(spec.rdf_path),
+        "weights": str(spec.weights),
+        "sha256": spec.sha256,
+        "input": spec.input_id,
+        "input_axes": list(spec.input_axes),
+        "min_size": spec.min_size,
+        "stride": spec.stride,
+        "pixel_size_um": spec.pixel_size_um,
+        "output_scale": spec.output_scale,
+        "preprocessing": list(spec.preprocessing),
+        "outputs": {o: list(spec.output_axes[o]) for o in spec.outputs},
+        "roles": dict(spec.roles),
+        "accuracy": accuracy,
+    }
 
 
 def _check(args: argparse.Namespace) -> int:

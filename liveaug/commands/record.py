@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from liveaug.commands.argtypes import positive_float, positive_int
 from liveaug.commands.camera_args import add_camera_arguments, camera_from_args
 from liveaug.errors import EndOfStream, LiveaugError, SourceError
 from liveaug.frame import Frame
@@ -35,8 +36,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     """Camera options, how much to record, where."""
     p.add_argument("out", type=Path, metavar="OUT.ome.zarr", help="session folder to create")
     length = p.add_mutually_exclusive_group(required=True)
-    length.add_argument("--frames", type=int, metavar="N", help="record N frames")
-    length.add_argument("--duration", type=float, metavar="S", help="record for S seconds")
+    length.add_argument("--frames", type=positive_int, metavar="N", help="record N frames")
+    length.add_argument("--duration", type=positive_float, metavar="S", help="record for S seconds")
     add_camera_arguments(p)
     p.add_argument("--overwrite", action="store_true", help="replace OUT if it is a session")
     p.add_argument(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from liveaug.commands.argtypes import positive_float, positive_int
 from liveaug.commands.predictor_args import add_views_argument
 
 HELP = (
@@ -38,8 +39,15 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="prediction maps from the models (default) or, for simulated sessions, from truth",
     )
     p.add_argument(
+        "--pixel-size",
+        type=positive_float,
+        metavar="UM",
+        help="sample-plane pixel size in µm, for sessions recorded without one (or to correct "
+        "it): sets area_um2 and the segmentation's scale",
+    )
+    p.add_argument(
         "--frames",
-        type=int,
+        type=positive_int,
         metavar="N",
         help="analyse only the first N frames (with the window: close after N frames shown)",
     )

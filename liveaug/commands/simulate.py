@@ -3,9 +3,15 @@
 from __future__ import annotations
 
 import argparse
+from dataclasses import replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
+from liveaug.commands.argtypes import positive_float, positive_int
 from liveaug.progress import progress
+
+if TYPE_CHECKING:
+    from liveaug.frame import Frame
 
 HELP = (
     "Simulate a brightfield time-lapse of living cells and save it as a session (OME-Zarr) "
@@ -16,10 +22,12 @@ HELP = (
 def add_arguments(p: argparse.ArgumentParser) -> None:
     """Options in the units a microscopist sets them in."""
     p.add_argument("out", type=Path, metavar="OUT.ome.zarr", help="session folder to create")
-    p.add_argument("--frames", type=int, default=100, help="number of frames (default 100)")
+    p.add_argument(
+        "--frames", type=positive_int, default=100, help="number of frames (default 100)"
+    )
     p.add_argument(
         "--size",
-        type=int,
+        type=positive_int,
         nargs=2,
         default=(512, 512),
         metavar=("H", "W"),
@@ -34,7 +42,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument(
         "--interval",
-        type=float,
+        type=positive_float,
         default=180.0,
         metavar="S",
         help="experiment time between frames, seconds (default 180)",
@@ -86,16 +94,20 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--overwrite", action="store_true", help="replace OUT if it exists")
 
 
+def at_experiment_time(frame: Frame) -> Frame:
+    """The frame stamped with its simulated acquisition time (``meta["sim_time_s"]``): a
+    session records when the experiment took each frame, not when the simulator rendered it."""
+    sim_time_s = frame.meta.get("sim_time_s")
+    if sim_time_s is None:
+        return frame
+    return replace(frame, timestamp_ns=round(float(sim_time_s) * 1e9))
+
+
 def run(args: argparse.Namespace) -> int:
     """Simulate and record frame by frame (a killed run keeps what it wrote)."""
-    from liveaug.errors import LiveaugError
     from liveaug.session import SessionWriter
     from liveaug.sources.simulated import SimulatedMicroscope, SimulationConfig
 
-    if args.frames < 1:
-        raise LiveaugError(
-            f"--frames {args.frames} is not a positive number of frames", "pass --frames 1 or more"
-        )
     config = SimulationConfig(height=args.size[0], width=args.size[1], seed=args.seed).with_(
         biology__density=args.density,
         biology__frame_interval_s=args.interval,
@@ -116,7 +128,7 @@ def run(args: argparse.Namespace) -> int:
         progress(args.frames, "simulate") as bar,
     ):
         for _ in range(args.frames):
-            writer.append(sim.read())
+            writer.append(at_experiment_time(sim.read()))
             bar.update()
     print(f"wrote {args.frames} frames to {args.out}")
     return 0

@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from liveaug.commands.argtypes import positive_int
 from liveaug.commands.predictor_args import add_views_argument
 
 
@@ -24,7 +25,7 @@ def add_viewer_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument(
         "--frames",
-        type=int,
+        type=positive_int,
         metavar="N",
         help="close by itself after N frames were drawn (scripted runs)",
     )

@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import threading
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -26,6 +27,10 @@ __all__ = ["ReplaySource"]
 
 #: A reader this late (s) is re-anchored instead of being served a burst of overdue frames.
 MAX_LAG_S = 0.25
+#: Frames further apart than this (s, median) make a time-lapse, which ``pace="auto"`` plays as
+#: a film at :data:`TIMELAPSE_FPS` × speed (180 s apart would show one frame every 3 minutes).
+TIMELAPSE_STEP_S = 1.0
+TIMELAPSE_FPS = 30.0
 
 
 class ReplaySource:
@@ -42,6 +47,13 @@ class ReplaySource:
         Start again at frame 0 after the last one instead of raising ``EndOfStream``.
     start : int
         Position (0-based, in the session) of the first frame delivered.
+    pixel_size_um : float or None
+        Sample-plane pixel size given to every frame, overriding the recorded one (a camera
+        that gave none); None keeps what was recorded.
+    pace : "auto" or "recorded"
+        ``recorded``: frames are due at their recorded timestamps ÷ speed. ``auto`` (default):
+        the same, except for a time-lapse (frames more than :data:`TIMELAPSE_STEP_S` apart),
+        which plays at :data:`TIMELAPSE_FPS` × speed; the frames keep their recorded times.
     """
 
     def __init__(
@@ -51,13 +63,23 @@ class ReplaySource:
         speed: float | None = 1.0,
         loop: bool = False,
         start: int = 0,
+        pixel_size_um: float | None = None,
+        pace: str = "auto",
     ) -> None:
+        if pace not in ("auto", "recorded"):
+            raise SourceError(f"replay pace {pace!r} is unknown", "use 'auto' or 'recorded'")
         if speed is not None and not speed > 0:
             raise SourceError(f"replay speed must be positive, not {speed}", "use e.g. 1.0 or 2.0")
         self.path = Path(path)
         self.speed = speed
         self.loop = loop
         self._start = int(start)
+        self.pixel_size_um = pixel_size_um
+        self.pace = pace
+        self.timelapse = False
+        """True when ``pace="auto"`` plays a time-lapse at TIMELAPSE_FPS (set by ``open``)."""
+        self._positions: dict[tuple[int, int], int] = {}
+        self._waiting_until: float | None = None
         self._session: Session | None = None
         self._lock = threading.Lock()
         self._wake = threading.Event()  # set by seek() and close() to interrupt a waiting read
@@ -77,6 +99,15 @@ class ReplaySource:
             raise SourceError(f"{self.path} holds no complete frames", "nothing to replay")
         self._period_s = session.frame_interval_s or 0.0
         self._offsets = _schedule(session.timestamps_ns, self._period_s)
+        steps = np.diff(self._offsets)
+        if len(steps):  # the step the recording actually has (wrapping waits one)
+            self._period_s = float(np.median(steps))
+        self.timelapse = self.pace == "auto" and self._period_s > TIMELAPSE_STEP_S
+        if self.timelapse:
+            self._period_s = 1.0 / TIMELAPSE_FPS
+            self._offsets = np.arange(session.n_frames) * self._period_s
+        keys = zip(session.frame_table()["index"], session.timestamps_ns, strict=True)
+        self._positions = {(int(i), int(t)): p for p, (i, t) in enumerate(keys)}
         with self._lock:
             self._session = session
             self._closed = False
@@ -89,7 +120,7 @@ class ReplaySource:
             shape=session.shape,
             dtype=session.dtype.name,
             bit_depth=session.bit_depth,
-            pixel_size_um=session.pixel_size_um,
+            pixel_size_um=self.pixel_size_um or session.pixel_size_um,
             frame_rate_hz=rate,
             channel_names=session.channel_names,
             has_truth=session.has_truth,
@@ -119,17 +150,23 @@ class ReplaySource:
                 pos = self._pos
                 due = self._due_locked(pos)
             frame = session.frame(pos)  # the disk read overlaps the wait
-            while (delay := due - time.monotonic()) > 0:
-                left = None if deadline is None else deadline - time.monotonic()
-                if left is not None and left <= 0:
-                    raise TimeoutError(f"{self.path}: no frame due within {timeout_s} s")
-                if self._wake.wait(delay if left is None else min(delay, left)):
-                    break  # seek() or close()
+            self._waiting_until = due
+            try:
+                while (delay := due - time.monotonic()) > 0:
+                    left = None if deadline is None else deadline - time.monotonic()
+                    if left is not None and left <= 0:
+                        raise TimeoutError(f"{self.path}: no frame due within {timeout_s} s")
+                    if self._wake.wait(delay if left is None else min(delay, left)):
+                        break  # seek() or close()
+            finally:
+                self._waiting_until = None
             with self._lock:
                 self._require_open()
                 if self._generation != generation:  # seek() while waiting: start over
                     continue
                 self._pos = pos + 1
+            if self.pixel_size_um:
+                frame = replace(frame, pixel_size_um=self.pixel_size_um)
             return frame
 
     def close(self) -> None:
@@ -152,6 +189,19 @@ class ReplaySource:
     def position(self) -> int:
         """Session position of the next frame ``read`` will return."""
         return self._pos
+
+    def seconds_to_next(self) -> float:
+        """How much longer a waiting ``read`` waits for its frame (0 when none is waiting)."""
+        until = self._waiting_until
+        return 0.0 if until is None else max(0.0, until - time.monotonic())
+
+    def position_of(self, frame: Frame) -> int | None:
+        """Session position (0-based) of a frame this replay delivered, None if not one of its.
+
+        The viewer labels the frame it shows with this: the next position runs ahead of the
+        picture (a read waiting at the end of a loop already points at frame 0).
+        """
+        return self._positions.get((int(frame.index), int(frame.timestamp_ns)))
 
     def __len__(self) -> int:
         """Number of frames in the session (0 before ``open``)."""

@@ -37,8 +37,8 @@ OUTPUT_INFO: dict[str, tuple[list[str], str]] = {
     "apoptosis": (["apoptosis"], "per-pixel probability of belonging to an apoptotic cell"),
     "features": (
         [],
-        "what the network sees at each place (decoder features at 1/8 of the input's sampling): "
-        "liveaug's reliability score and per-cell embeddings are read from it",
+        "decoder features at 1/8 of the input's sampling, what liveaug's reliability score is "
+        "read from",
     ),
 }
 

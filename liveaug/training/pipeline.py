@@ -30,6 +30,8 @@ from liveaug.training.package import write_model_folder
 from liveaug.training.train import TrainConfig
 
 TEST_TENSOR_SEED = 8999
+#: Folder name of the default shipped model (others carry theirs in their name).
+DEFAULT_NAME = "liveaug-bf4"
 
 
 def test_image(size: int = 256) -> np.ndarray:
@@ -218,14 +220,22 @@ def finish_model(
     desc = (
         "Virtual DAPI and membrane stains, cell-cycle phase (G1/S/G2/M) and apoptosis "
         "probabilities from one brightfield frame; one shared U-Net backbone, four heads. "
-        "Trained on simulated brightfield only."
+        + (
+            "Trained on simulated transmitted-light images of many microscopes (brightfield at "
+            "either defocus, phase contrast, oblique illumination, quantitative phase; DIC kept "
+            "out), never on real cells."
+            if domains
+            else "Trained on simulated brightfield only."
+        )
     )
     extra = {
         "train_steps": cfg.steps,
         "phase_logit_offsets": [round(float(v), 3) for v in offsets],
         "apoptosis_logit_offset": round(cal.apoptosis_offset, 3),
     }
-    name = "liveaug brightfield four-head U-Net"
+    name = "liveaug brightfield four-head U-Net" + (
+        "" if out.name == DEFAULT_NAME else f" ({out.name})"
+    )
     attach = _package_with_trust(
         out,
         onnx_path,
@@ -258,7 +268,7 @@ def finish_model(
             img,
             work / "int8",
             name=name + " (int8)",
-            description=desc + " Static int8 quantisation (QDQ) of liveaug-bf4.",
+            description=desc + f" Static int8 quantisation (QDQ) of {out.name}.",
             extra=extra,
             threads=cfg.threads,
             quick=eval_sessions < 4,
@@ -289,7 +299,7 @@ def finish_model(
             img,
             name=name + ("" if variant == "fp32" else " (int8)"),
             description=desc
-            + ("" if variant == "fp32" else " Static int8 quantisation (QDQ) of liveaug-bf4."),
+            + ("" if variant == "fp32" else f" Static int8 quantisation (QDQ) of {out.name}."),
             pixel_size_um=INPUT_PIXEL_UM,
             card=card,
             extra_config={

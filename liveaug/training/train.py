@@ -139,13 +139,13 @@ def train(
     else:
         model = UNet(cfg.widths)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    total = cfg.schedule_steps or cfg.steps
-    warm = max(1, total // 20)
+    length = cfg.schedule_steps or cfg.steps
+    warm = max(1, length // 20)
 
     def lr_at(step: int) -> float:
         if step < warm:
             return (step + 1) / warm
-        return 0.5 * (1 + math.cos(math.pi * (step - warm) / max(1, total - warm)))
+        return 0.5 * (1 + math.cos(math.pi * (step - warm) / max(1, length - warm)))
 
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_at)
     batches = Batches(data, cfg.crop, cfg.batch, cfg.seed)

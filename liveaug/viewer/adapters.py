@@ -16,7 +16,7 @@ from vispy import scene
 
 from liveaug.frame import PHASE_CLASSES, CellEvent, Frame
 from liveaug.viewer.contrast import subsample
-from liveaug.viewer.idlabels import IdLabels
+from liveaug.viewer.idlabels import IdLabels, place_labels
 from liveaug.viewer.layers import PHASE_COLORS, OverlayLayer
 from liveaug.viewer.visuals import CompositeVisual, StainStyle
 
@@ -54,8 +54,9 @@ class OverlayAdapter:
     def on_selection(self, cell_id: int | None) -> None:
         """The selected cell changed."""
 
-    def on_view(self, rect: tuple[float, float, float, float]) -> None:
-        """The visible part of the frame changed: (x, y, width, height) in frame pixels."""
+    def on_view(self, rect: tuple[float, float, float, float], zoom: float = 1.0) -> None:
+        """The visible part of the frame changed: (x, y, width, height) in frame pixels, at
+        ``zoom`` screen pixels per frame pixel."""
 
 
 class StainAdapter(OverlayAdapter):
@@ -183,8 +184,13 @@ class IdsAdapter(OverlayAdapter):
         self.node.order = 5
         self._cells: Any = None
         self._rect: tuple[float, float, float, float] | None = None
+        self._zoom = 1.0
+        self._shape: tuple[int, int] | None = None
         self._shown: tuple[int, ...] = ()
         self.apply_style()
+
+    def on_frame(self, frame: Frame) -> None:
+        self._shape = frame.shape
 
     def apply_style(self) -> None:
         self.node.visible = self.layer.visible
@@ -199,8 +205,8 @@ class IdsAdapter(OverlayAdapter):
         if self.layer.visible:
             self._push()
 
-    def on_view(self, rect: tuple[float, float, float, float]) -> None:
-        self._rect = rect
+    def on_view(self, rect: tuple[float, float, float, float], zoom: float = 1.0) -> None:
+        self._rect, self._zoom = rect, zoom
         if self.layer.visible:
             self._push()
 
@@ -216,10 +222,16 @@ class IdsAdapter(OverlayAdapter):
             rx, ry, rw, rh = self._rect
             keep = (x >= rx) & (x <= rx + rw) & (y >= ry) & (y <= ry + rh)
         idx = np.flatnonzero(keep)
+        area = np.asarray(c["area_px"])[idx] if "area_px" in c.columns else -idx
         if idx.size > self.max_labels:
-            area = np.asarray(c["area_px"])[idx] if "area_px" in c.columns else -idx
-            idx = np.sort(idx[np.argsort(-area, kind="stable")[: self.max_labels]])
+            top = np.argsort(-area, kind="stable")[: self.max_labels]
+            idx, area = idx[top], area[top]
         ids = np.asarray(c["cell_id"], np.int64)[idx]
+        if self._shape is not None:  # whole labels inside the image, none over another
+            placed = place_labels(
+                ids, x[idx], y[idx], area, shape=self._shape, zoom=self._zoom, cell=self.node.cell
+            )
+            idx, ids = idx[placed], ids[placed]
         self._shown = tuple(ids.tolist())
         self.node.set_labels(ids, np.column_stack([x[idx] + 0.5, y[idx] + 0.5]))
 

@@ -170,7 +170,9 @@ def run_viewer(args: argparse.Namespace) -> int:
 
     qt_app()  # no screen: one line now, before models load
     metadata = Session.open(args.session).metadata  # a bad session fails here, in one line
-    source = ReplaySource(args.session, speed=1.0, loop=True)
+    source = ReplaySource(
+        args.session, speed=1.0, loop=True, pixel_size_um=getattr(args, "pixel_size", None)
+    )
     models = getattr(args, "model", None)
     rules = getattr(args, "rules", None)
     maps = getattr(args, "maps", "model")

@@ -70,7 +70,7 @@ class LiveCanvas(scene.SceneCanvas):
             pos=np.zeros((2, 2), np.float32), color="white", width=3, parent=self.scene
         )
         self._bar_text = scene.visuals.Text(
-            "", color="white", font_size=9, anchor_x="center", anchor_y="bottom", parent=self.scene
+            "", color="white", font_size=9, anchor_x="center", anchor_y="top", parent=self.scene
         )
         self._warning = scene.visuals.Text(
             "",
@@ -86,7 +86,7 @@ class LiveCanvas(scene.SceneCanvas):
         self._bar.order = self._bar_text.order = self._warning.order = 10
         self._bar_text.transform = STTransform()
         self._bar_key: tuple[float, ...] = ()
-        self._view_rect: tuple[float, float, float, float] | None = None
+        self._view_rect: tuple[float, ...] | None = None  # x, y, w, h, zoom
         self.events.mouse_press.connect(self._on_press)
         self.events.mouse_release.connect(self._on_release)
         self.events.mouse_move.connect(self._on_move)
@@ -230,10 +230,14 @@ class LiveCanvas(scene.SceneCanvas):
         self._update_scale_bar()
         rect = self.view.camera.rect
         view = (float(rect.left), float(rect.bottom), float(rect.width), float(rect.height))
-        if view != self._view_rect:
-            self._view_rect = view
+        zoom = min(
+            float(self.view.size[0]) / max(view[2], 1e-9),
+            float(self.view.size[1]) / max(view[3], 1e-9),
+        )
+        if (*view, zoom) != self._view_rect:
+            self._view_rect = (*view, zoom)
             for adapter in self.adapters.values():
-                adapter.on_view(view)
+                adapter.on_view(view, zoom)
         super()._draw_scene(bgcolor=bgcolor)
 
     def on_draw(self, event: Any) -> None:

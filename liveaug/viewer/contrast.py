@@ -23,12 +23,25 @@ def subsample(image: np.ndarray, max_samples: int = MAX_SAMPLES) -> np.ndarray:
 def percentile_limits(
     image: np.ndarray, low: float = 0.5, high: float = 99.8
 ) -> tuple[float, float]:
-    """(lo, hi) at the given percentiles of a subsample; hi > lo always."""
+    """(lo, hi) at the given percentiles of a subsample; hi > lo always.
+
+    When most pixels share one value (a saturated camera: 99.75 % at 255) the percentiles
+    meet and the window would put that value at black: it widens to the subsample's whole
+    range instead, and a flat image sits mid-window (grey), so neither is ever drawn black.
+    """
     s = subsample(image).ravel()
     lo, hi = np.percentile(s, (low, high))
-    if hi <= lo:
-        hi = lo + 1.0
+    if hi - lo < 1.0:
+        lo, hi = float(s.min()), float(s.max())
+        if hi - lo < 1.0:  # flat
+            lo, hi = lo - 1.0, lo + 1.0
     return float(lo), float(hi)
+
+
+def saturated_fraction(image: np.ndarray, bit_depth: int) -> float:
+    """Fraction of a subsample at the top of the ``bit_depth`` range (clipped by the camera)."""
+    s = subsample(image)
+    return float(np.count_nonzero(s >= (1 << bit_depth) - 1)) / max(1, s.size)
 
 
 def histogram(image: np.ndarray, max_value: float, bins: int = 128) -> np.ndarray:

@@ -4,7 +4,9 @@ vispy's general ``Text`` visual lays out every string in Python when the text ch
 new analysis ten times a second and ~150 ids that took ~11 ms of the GUI thread per analysis
 here, enough to push frames out of a 30 fps display. Ids are digits only, so one small atlas
 (0-9, drawn once with Qt) and a vectorised quad builder do the same job in well under a
-millisecond. Labels keep their pixel size whatever the zoom, centred on the cell.
+millisecond. Labels keep their pixel size whatever the zoom, centred on the cell; a label
+that would leave the image or cover another is not drawn (:func:`place_labels`, largest cells
+first), so zooming in shows more of them.
 """
 
 from __future__ import annotations
@@ -72,6 +74,52 @@ def label_quads(
     return anchors, offsets, texcoords
 
 
+def place_labels(
+    ids: np.ndarray,
+    x: np.ndarray,
+    y: np.ndarray,
+    priority: np.ndarray,
+    *,
+    shape: tuple[int, int],
+    zoom: float,
+    cell: tuple[int, int],
+) -> np.ndarray:
+    """Indices of the labels to draw: whole inside the image, none over another.
+
+    Labels are centred at (x, y) (frame pixels) and ``cell`` = one digit's (width, height) in
+    screen pixels, ``zoom`` screen pixels per frame pixel; higher ``priority`` (cell area)
+    places first. Greedy on a grid of label-height cells, so each label is checked against
+    its neighbours only.
+    """
+    ids = np.maximum(np.asarray(ids, np.int64), 1)
+    x, y = np.asarray(x, np.float64), np.asarray(y, np.float64)
+    digits = np.floor(np.log10(ids)) + 1
+    hw, hh = digits * cell[0] / 2 / zoom, cell[1] / 2 / zoom
+    h, w = shape
+    inside = (x - hw >= 0) & (x + hw <= w) & (y - hh >= 0) & (y + hh <= h)
+    order = [i for i in np.argsort(-np.asarray(priority), kind="stable") if inside[i]]
+    step = 2 * hh  # grid cell: one label height; a label spans few cells
+    grid: dict[tuple[int, int], list[int]] = {}
+    kept: list[int] = []
+    for i in order:
+        x0, x1, y0, y1 = x[i] - hw[i], x[i] + hw[i], y[i] - hh, y[i] + hh
+        cells = [
+            (gx, gy)
+            for gx in range(int(x0 // step), int(x1 // step) + 1)
+            for gy in range(int(y0 // step), int(y1 // step) + 1)
+        ]
+        if any(
+            x0 < x[j] + hw[j] and x[j] - hw[j] < x1 and y0 < y[j] + hh and y[j] - hh < y1
+            for c in cells
+            for j in grid.get(c, ())
+        ):
+            continue
+        kept.append(i)
+        for c in cells:
+            grid.setdefault(c, []).append(i)
+    return np.array(sorted(kept), np.int64)
+
+
 class IdLabelsVisual(Visual):
     """Integer labels at positions (frame pixels), constant on-screen size."""
 
@@ -108,6 +156,11 @@ class IdLabelsVisual(Visual):
         """Show ``ids[i]`` centred at ``xy[i]`` (frame pixels); vertices are built at draw."""
         self._pending = (np.asarray(ids), np.asarray(xy, np.float32).reshape(-1, 2))
         self.update()
+
+    @property
+    def cell(self) -> tuple[int, int]:
+        """One digit's (width, height) on screen (an estimate until the first draw)."""
+        return self._cell if self._cell[0] else (round(GLYPH_PX * 0.65), GLYPH_PX + 2)
 
     @property
     def count(self) -> int:

@@ -64,7 +64,8 @@ def default_layers(channel_names: tuple[str, ...] = ()) -> list[OverlayLayer]:
             "apoptosis", "apoptosis", "apoptosis", 4, True, 0.5, (1.0, 0.1, 0.1), ("apoptosis",)
         ),
         OverlayLayer("ids", "ids", "cell ids", 5, False, 0.9, (1.0, 1.0, 1.0)),
-        OverlayLayer("events", "events", "event markers", 6, True, 1.0, (1.0, 0.9, 0.1)),
+        # white rings: the S-phase outlines are yellow, G2 orange, apoptosis red
+        OverlayLayer("events", "events", "event markers", 6, True, 1.0, (1.0, 1.0, 1.0)),
     ]
     for i, name in enumerate(channel_names[:2]):
         color = CHANNEL_COLORS.get(name.lower(), SPARE_COLORS[i])

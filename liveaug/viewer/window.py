@@ -47,7 +47,7 @@ from liveaug.pipeline import Pipeline, PipelineEvent, Result
 from liveaug.reliability import trust_warning
 from liveaug.sources.replay import ReplaySource
 from liveaug.viewer.canvas import LiveCanvas
-from liveaug.viewer.contrast import Contrast, histogram
+from liveaug.viewer.contrast import Contrast, histogram, saturated_fraction
 from liveaug.viewer.gui_gc import collect_on_gui_thread
 from liveaug.viewer.history import History
 from liveaug.viewer.layers import PHASE_COLORS, OverlayLayer, default_layers
@@ -66,6 +66,10 @@ PANEL_SLACK_S = 0.02
 #: … or at any tick once no frame came for this long (a paused or slow source).
 PANEL_QUIET_S = 0.1
 SPEEDS = (0.25, 0.5, 1.0, 2.0, 4.0, 8.0)
+#: Fraction of pixels at the camera's top value from which the HUD says "saturated".
+SATURATED_SAY = 0.01
+#: On a replay's last frame with longer than this (s) to wait for the first, Space replays.
+END_WAIT_S = 0.5
 #: A new overlay is drawn without waiting for a new frame once none came for this long (s).
 OVERLAY_WAIT_S = 0.045
 
@@ -160,6 +164,7 @@ class ViewerWindow(QMainWindow):
         self._events: collections.deque[CellEvent] = collections.deque(maxlen=256)
         self._panel_due = 0.0
         self._contrast_due = 0.0
+        self._saturated = 0.0  # fraction of the newest frame at the camera's top value
         self._last_frame_t = 0.0
         self._result_pending = False
         self._pending_events: list[CellEvent] = []
@@ -435,6 +440,7 @@ class ViewerWindow(QMainWindow):
             if now >= self._contrast_due:  # limits follow at 10 Hz: calm, and cheap per frame
                 self._contrast_due = now + 0.1
                 lo, hi = self.contrast.update(frame.image)
+                self._saturated = saturated_fraction(frame.image, frame.bit_depth)
                 self.canvas.set_contrast((lo, hi), self.contrast.gamma)
             new_frame = True
             self._last_frame_t = now
@@ -564,6 +570,8 @@ class ViewerWindow(QMainWindow):
         rec = self.pipeline.recorder
         if isinstance(rec, SwitchableRecorder) and rec.recording:
             parts.append(f"● REC {rec.frames} → {rec.path.name if rec.path else ''}")
+        if self._saturated >= SATURATED_SAY:
+            parts.append(f"saturated {self._saturated:.0%}: lower exposure or gain")
         if self.pipeline.paused:
             parts.append("paused")
         if self._message and time.monotonic() < self._message_until:
@@ -571,7 +579,8 @@ class ViewerWindow(QMainWindow):
         self.hud.setText("  ·  ".join(parts))
         replay = self.replay_source
         if replay is not None and not self.seek.isSliderDown():
-            pos = max(0, replay.position - 1)
+            shown = None if self._frame is None else replay.position_of(self._frame)
+            pos = max(0, replay.position - 1) if shown is None else shown
             self.seek.blockSignals(True)
             self.seek.setValue(pos)
             self.seek.blockSignals(False)
@@ -629,7 +638,21 @@ class ViewerWindow(QMainWindow):
 
     # -- controls ------------------------------------------------------------------------------
     def toggle_live(self) -> None:
-        """Pause or resume taking frames."""
+        """Pause or resume taking frames; at a replay's end (its last frame shown, the first
+        one due later), play it again from the start at once instead."""
+        replay = self.replay_source
+        if (
+            replay is not None
+            and self._frame is not None
+            and replay.position == 0  # the next frame is the first one again
+            and replay.position_of(self._frame) == len(replay) - 1
+            and (self.pipeline.paused or replay.seconds_to_next() > END_WAIT_S)
+        ):
+            replay.seek(0)  # due at once
+            self.pipeline.resume()
+            self.live_action.setText("Pause")
+            self._update_hud()
+            return
         if self.pipeline.paused:
             self.pipeline.resume()
             self.live_action.setText("Pause")
