@@ -10,9 +10,11 @@ One threshold's connected components merge touching nuclei and lose dim ones, so
    — so a dim nucleus beside bright ones is kept at its own half maximum;
 3. holes (dark nucleoli) are filled and fragments of one nucleus (mitotic chromosomes, apoptotic
    bodies) closed together, as before;
-4. seeds are the h-maxima of the distance transform (``split_h_um``): two touching round nuclei
-   give two maxima separated by a neck, one lumpy nucleus gives one; a watershed of the distance
-   transform from those seeds inside the mask splits them.
+4. seeds are the maxima of the distance transform (within ``seed_radius_um``): two touching
+   round nuclei give two maxima separated by a neck; a watershed of the distance transform from
+   them cuts the mask into pieces, and touching pieces are joined again where the neck between
+   them is broad (``neck_ratio``: one elongated or lumpy nucleus) or one is too small to be a
+   nucleus (``split_min_area_um2``: a set of chromosomes, an apoptotic body).
 
 Every length is in µm, converted with ``pixel_size_um``.
 """
@@ -23,7 +25,6 @@ from dataclasses import dataclass
 
 import cv2
 import numpy as np
-from scipy import ndimage as ndi
 from skimage.segmentation import watershed
 
 
@@ -47,8 +48,8 @@ class NucleusParams:
     """Smaller nuclear specks (after merging fragments) are dropped."""
     fragment_merge_um: float = 1.5
     """Radius of the closing that joins fragments of one nucleus."""
-    split_h_um: float = 1.0
-    """Depth (µm of distance transform) a neck must have to split two nuclei; 0: never split."""
+    seed_radius_um: float = 2.0
+    """Distance-transform maxima closer than this are one seed; 0: never split a component."""
     neck_ratio: float = 0.8
     """Two touching pieces stay one nucleus unless their neck's half width is below this
     fraction of the smaller piece's largest inscribed radius (an elongated or kidney-shaped
@@ -56,6 +57,9 @@ class NucleusParams:
     split_min_area_um2: float = 32.0
     """A piece smaller than this is no nucleus of its own (a set of condensed chromosomes, an
     apoptotic body; a G1 nucleus is ~80-150 µm²): it stays with the piece it touches."""
+    condensed_level: float = 1.0
+    """Touching pieces that both average above this level (condensed mitotic chromatin: a G1
+    nucleus averages below 1) are the chromosome sets of one dividing cell: one nucleus."""
 
 
 def normalise_counts(image: np.ndarray, *, sigma_px: float = 1.0) -> np.ndarray:
@@ -74,7 +78,7 @@ def normalise_counts(image: np.ndarray, *, sigma_px: float = 1.0) -> np.ndarray:
     fg = s[s > t]
     if fg.size < 16 or not t > 0:
         return np.zeros_like(x)
-    unit = float(np.percentile(fg, 75))
+    unit = float(np.percentile(fg, 95))
     return (x - bg) / np.float32(max(unit, 1e-6))
 
 
@@ -155,10 +159,12 @@ def find_nuclei(
     labels = split_touching(
         mask,
         px,
-        p.split_h_um,
+        p.seed_radius_um,
         min_area,
         neck_ratio=p.neck_ratio,
         min_piece_um2=p.split_min_area_um2,
+        level=np.where(stained, d, 0),
+        condensed_level=p.condensed_level,
     )
     return Nuclei(labels, stained & (labels > 0))
 
@@ -179,7 +185,10 @@ def segment_nuclei(
 
 def _fill_holes(mask: np.ndarray, max_area: float) -> np.ndarray:
     """Fill background holes smaller than ``max_area`` pixels (dark nucleoli)."""
-    holes = (ndi.binary_fill_holes(mask > 0) & (mask == 0)).astype(np.uint8)
+    # background reached from the border is no hole (a flood fill: ~10x faster than scipy's)
+    pad = np.pad((mask > 0).astype(np.uint8), 1)
+    cv2.floodFill(pad, None, (0, 0), 2)
+    holes = (pad[1:-1, 1:-1] == 0).astype(np.uint8)
     if not holes.any():
         return mask
     _, comp, stats, _ = cv2.connectedComponentsWithStats(holes, connectivity=4)
@@ -191,15 +200,18 @@ def _fill_holes(mask: np.ndarray, max_area: float) -> np.ndarray:
 def split_touching(
     mask: np.ndarray,
     pixel_size_um: float,
-    h_um: float,
+    seed_radius_um: float,
     min_area: float,
     *,
     neck_ratio: float = 1.0,
     min_piece_um2: float = 0.0,
+    level: np.ndarray | None = None,
+    condensed_level: float = 0.0,
 ) -> np.ndarray:
-    """Instances of a binary nuclear mask: distance-transform h-maxima seeds, watershed, and
+    """Instances of a binary nuclear mask: distance-transform maxima seeds, watershed, and
     pieces joined again where their neck is broad (``neck_ratio``, 1: never joined) or one of
-    them is smaller than ``min_piece_um2``.
+    them is smaller than ``min_piece_um2``, or both average above ``condensed_level`` in the
+    map ``level`` (mitotic chromosome sets of one cell, in units of a G1 nucleus' peak).
 
     Components smaller than ``min_area`` pixels are dropped; returns ``(h, w) int32`` 1..n.
     """
@@ -209,17 +221,27 @@ def split_touching(
         return np.zeros(mask.shape, np.int32)
     keep = stats[:, cv2.CC_STAT_AREA] >= min_area
     keep[0] = False
-    if h_um <= 0 or not keep.any():
+    if seed_radius_um <= 0 or not keep.any():
         return _renumber(np.where(keep[comp], comp, 0))
     m8 = keep[comp].astype(np.uint8)
     dist = cv2.distanceTransform(m8, cv2.DIST_L2, 5) * np.float32(pixel_size_um)
-    seeds = _h_maxima(dist, h_um)
+    seeds = _maxima(dist, seed_radius_um / pixel_size_um)
     seeds &= m8 > 0
     n_seeds, markers = cv2.connectedComponents(seeds.astype(np.uint8), connectivity=8)
     labels = _watershed_dist(dist, markers, m8 > 0, n_seeds)
     if neck_ratio < 1.0 or min_piece_um2 > 0:
+        # a piece's deepest point is its seed (the watershed floods down from it)
+        peak = np.zeros(int(labels.max()) + 1, np.float32)
+        np.maximum.at(peak, labels[seeds], dist[seeds])
         min_piece = min_piece_um2 / pixel_size_um**2
-        labels = _join_broad_necks(labels, dist, neck_ratio, min_piece)
+        condensed = None
+        if level is not None and condensed_level > 0:
+            n = int(labels.max()) + 1
+            inside = (labels > 0) & (level > 0)
+            total = np.bincount(labels[inside], weights=level[inside], minlength=n)
+            mean = total / np.maximum(np.bincount(labels[inside], minlength=n), 1)
+            condensed = mean >= condensed_level
+        labels = _join_broad_necks(labels, dist, peak, neck_ratio, min_piece, condensed)
     # a component no seed reached (cannot happen with h-maxima, kept as a guard) stays whole
     rest = (m8 > 0) & (labels == 0)
     if rest.any():
@@ -227,14 +249,10 @@ def split_touching(
     return _drop_small(labels, min_area)
 
 
-def _h_maxima(f: np.ndarray, h: float) -> np.ndarray:
-    """Regional maxima of ``f`` higher than ``h`` above their surroundings (bool mask)."""
-    from skimage.morphology import reconstruction
-
-    seed = np.maximum(f - np.float32(h), 0).astype(np.float32)
-    rec = reconstruction(seed, f, method="dilation")
-    # maxima of the reconstruction are the plateaus lifted by exactly h
-    return (f - rec) >= np.float32(h) * 0.999
+def _maxima(f: np.ndarray, radius_px: float) -> np.ndarray:
+    """Pixels of ``f`` that are the highest within ``radius_px`` (bool; plateaus stay whole)."""
+    top = cv2.dilate(f, disk(radius_px))
+    return (f >= top) & (f > 0)
 
 
 def _watershed_dist(
@@ -249,19 +267,26 @@ def _watershed_dist(
 
 
 def _join_broad_necks(
-    labels: np.ndarray, dist: np.ndarray, ratio: float, min_piece: float
+    labels: np.ndarray,
+    dist: np.ndarray,
+    peak: np.ndarray,
+    ratio: float,
+    min_piece: float,
+    condensed: np.ndarray | None = None,
 ) -> np.ndarray:
     """Merge touching regions whose shared border's deepest point (its neck's half width) is
-    at least ``ratio`` × the smaller region's peak distance, or of which one has fewer than
-    ``min_piece`` pixels."""
+    at least ``ratio`` × the smaller region's ``peak`` distance, of which one has fewer than
+    ``min_piece`` pixels, or which are both ``condensed`` (bool per label: mitotic chromatin)."""
     n = int(labels.max()) + 1
     if n <= 2:
         return labels
-    peak = ndi.maximum(dist, labels, np.arange(n))
     keys, depth = [], []
+    # 8-neighbours: pieces the closing joined may meet only at a corner
     for a, b, da, db in (
         (labels[:, :-1], labels[:, 1:], dist[:, :-1], dist[:, 1:]),
         (labels[:-1, :], labels[1:, :], dist[:-1, :], dist[1:, :]),
+        (labels[:-1, :-1], labels[1:, 1:], dist[:-1, :-1], dist[1:, 1:]),
+        (labels[:-1, 1:], labels[1:, :-1], dist[:-1, 1:], dist[1:, :-1]),
     ):
         sel = (a != b) & (a > 0) & (b > 0)
         lo = np.minimum(a[sel], b[sel]).astype(np.int64)
@@ -276,6 +301,8 @@ def _join_broad_necks(
     np.maximum.at(neck, inv, np.concatenate(depth))
     a, b = pair // n, pair % n
     broad = neck >= ratio * np.minimum(peak[a], peak[b])
+    if condensed is not None:
+        broad |= condensed[a] & condensed[b]
     # a small piece joins only the neighbour it shares the broadest neck with (joining all of
     # them would chain two nuclei through a sliver between them)
     area = np.bincount(labels.ravel(), minlength=n)
@@ -302,19 +329,21 @@ def _join_broad_necks(
 
 def _renumber(labels: np.ndarray) -> np.ndarray:
     """Labels renumbered 1..n in label order."""
-    ids = np.unique(labels)
-    ids = ids[ids > 0]
-    lut = np.zeros(int(labels.max()) + 1, np.int32)
-    lut[ids] = np.arange(1, ids.size + 1, dtype=np.int32)
+    present = np.bincount(labels.ravel()) > 0
+    present[0] = False
+    lut = np.zeros(present.size, np.int32)
+    lut[present] = np.arange(1, int(present.sum()) + 1, dtype=np.int32)
     return lut[labels]
 
 
 def _drop_small(labels: np.ndarray, min_area: float) -> np.ndarray:
     """Remove regions below ``min_area`` pixels and renumber 1..n."""
     sizes = np.bincount(labels.ravel())
-    small = sizes < min_area
-    small[0] = False
-    return _renumber(np.where(small[labels], 0, labels))
+    keep = sizes >= min_area
+    keep[0] = False
+    lut = np.zeros(sizes.size, np.int32)
+    lut[keep] = np.arange(1, int(keep.sum()) + 1, dtype=np.int32)
+    return lut[labels]
 
 
 __all__ = [
