@@ -50,6 +50,8 @@ class RangeTask:
     """onnxruntime threads per worker (local clusters: the cores shared out; None: all)."""
     views: int = 1
     """Test-time views of the models (:class:`liveaug.inference.Predictor`)."""
+    nuclei_channel: str | None = None
+    """A recorded nuclear stain segmented instead of the virtual DAPI."""
 
     @property
     def part(self) -> Path:
@@ -93,7 +95,7 @@ def run_range(task: RangeTask) -> dict[str, Any]:
     t0 = time.perf_counter()
     session = Session.open(task.session)
     predictor, loaded = _predictor(task, session.metadata)
-    analyzer = Analyzer(rules=task.rules)
+    analyzer = Analyzer(rules=task.rules, nuclei_channel=task.nuclei_channel)
     tables, events = [], []
     units: dict[str, str] = {}
     predict_ms, analyze_ms = [], []
@@ -155,8 +157,11 @@ def plan(
     rules: str | None,
     threads: int | None = None,
     views: int = 1,
+    nuclei_channel: str | None = None,
 ) -> list[RangeTask]:
-    """Cut every session into ranges of ``chunk`` frames."""
+    """Cut every session into ranges of ``chunk`` frames (every session must record
+    ``nuclei_channel`` when one is given)."""
+    from liveaug.analysis.analyzer import require_channel
     from liveaug.session import Session
 
     if chunk <= warmup:
@@ -167,7 +172,9 @@ def plan(
     tasks = []
     names = set()
     for path in sessions:
-        n = Session.open(path).n_frames
+        session = Session.open(path)
+        require_channel(nuclei_channel, session.channel_names, str(path))
+        n = session.n_frames
         name = Path(path).name.removesuffix(".ome.zarr").removesuffix(".zarr")
         if name in names:
             raise LiveaugError(
@@ -187,6 +194,7 @@ def plan(
                 rules,
                 threads,
                 views,
+                nuclei_channel,
             )
             for s in range(0, n, chunk)
         ]
@@ -278,6 +286,7 @@ def run_batch(
     rules: str | None = None,
     views: int = 1,
     progress: bool = True,
+    nuclei_channel: str | None = None,
 ) -> BatchSummary:
     """Run every range on Dask, then stitch and write ``out/readouts/session=…/``."""
     from distributed import Client, LocalCluster, as_completed
@@ -299,6 +308,7 @@ def run_batch(
         rules=rules,
         threads=threads,
         views=views,
+        nuclei_channel=nuclei_channel,
     )
     t0 = time.perf_counter()
     cluster = None
@@ -340,7 +350,13 @@ def run_batch(
         write_parquet(
             table,
             folder / "cells.parquet",
-            extra={"session": parts[0].session, "maps": maps, "views": views, "batch": True},
+            extra={
+                "session": parts[0].session,
+                "maps": maps,
+                "views": views,
+                "batch": True,
+                **({"nuclei_channel": nuclei_channel} if nuclei_channel else {}),
+            },
         )
         ev_folder = out / "events" / f"session={name}"
         ev_folder.mkdir(parents=True, exist_ok=True)

@@ -141,7 +141,7 @@ class CsvAppender:
 
 def run_replay(args: Any) -> int:
     """``liveaug replay --headless``: source → predictor → analyzer for every frame → tables."""
-    from liveaug.analysis.analyzer import Analyzer
+    from liveaug.analysis.analyzer import Analyzer, require_channel
     from liveaug.analysis.table import write_parquet
     from liveaug.progress import progress
     from liveaug.sources.replay import ReplaySource
@@ -158,6 +158,12 @@ def run_replay(args: Any) -> int:
             )
     source = ReplaySource(args.session, speed=None)
     info = source.open()
+    nuclei_channel = getattr(args, "nuclei_channel", None)
+    try:
+        require_channel(nuclei_channel, info.channel_names, str(args.session))
+    except LiveaugError:
+        source.close()
+        raise
     predictor = make_predictor(
         args.maps, models=args.model, metadata=info.settings, views=args.views
     )
@@ -167,7 +173,11 @@ def run_replay(args: Any) -> int:
         first = next(p for p in (args.readouts, args.parquet, args.events) if p)
         snapshots = first.with_name(first.name.split(".")[0] + "_snapshots")
     analyzer = Analyzer(
-        rules=args.rules, event_sink=sink, snapshot_dir=snapshots, history_frames=None
+        rules=args.rules,
+        event_sink=sink,
+        snapshot_dir=snapshots,
+        history_frames=None,
+        nuclei_channel=nuclei_channel,
     )
     analyzer.source = source
     csv = CsvAppender(args.readouts) if args.readouts else None
@@ -193,6 +203,8 @@ def run_replay(args: Any) -> int:
             sink.close()
     table = analyzer.table()
     extra = {"session": str(args.session), "frames": done, "maps": args.maps, "views": args.views}
+    if nuclei_channel is not None:
+        extra["nuclei_channel"] = nuclei_channel
     if failure is not None:
         extra["incomplete"] = failure.what
     if csv is not None:
