@@ -44,6 +44,9 @@ class NucleusParams:
     local_radius_um: float = 6.0
     floor: float = 0.08
     """No pixel below this level is nuclear by the local rule (background and its noise)."""
+    dim_min_area_um2: float = 25.0
+    """A nucleus with no pixel above the global threshold (found by the local rule alone) must
+    be at least this large: dim nuclei are kept, faint specks are not."""
     min_area_um2: float = 8.0
     """Smaller nuclear specks (after merging fragments) are dropped."""
     fragment_merge_um: float = 1.5
@@ -104,12 +107,14 @@ def otsu_threshold(x: np.ndarray, lo: float, hi: float, *, top_percentile: float
     return float(np.clip(t * top / 255.0, lo, hi))
 
 
+def global_threshold(d: np.ndarray, p: NucleusParams) -> float:
+    """The frame-wide nuclear level of a smoothed nucleus map (set, or Otsu's clamped)."""
+    return p.threshold if p.threshold is not None else otsu_threshold(d, *p.threshold_range)
+
+
 def nuclear_mask(d: np.ndarray, pixel_size_um: float, p: NucleusParams) -> np.ndarray:
     """Pixels of a smoothed nucleus map ``d`` that are nuclear: global ∪ local threshold."""
-    thr = p.threshold
-    if thr is None:
-        thr = otsu_threshold(d, *p.threshold_range)
-    mask = d > thr
+    mask = d > global_threshold(d, p)
     if p.local_fraction > 0:
         peak = cv2.dilate(d, disk(p.local_radius_um / pixel_size_um))
         mask |= (d > p.local_fraction * peak) & (d > p.floor)
@@ -166,6 +171,14 @@ def find_nuclei(
         level=np.where(stained, d, 0),
         condensed_level=p.condensed_level,
     )
+    # a nucleus only the local rule found must be a nucleus' size, not a speck of noise
+    n = int(labels.max()) + 1
+    area = np.bincount(labels.ravel(), minlength=n)
+    bright = np.bincount(labels[d > global_threshold(d, p)], minlength=n) > 0
+    speck = ~bright & (area < p.dim_min_area_um2 / (px * px))
+    speck[0] = False
+    if speck.any():
+        labels = _renumber(np.where(speck[labels], 0, labels))
     return Nuclei(labels, stained & (labels > 0))
 
 
@@ -350,6 +363,7 @@ __all__ = [
     "Nuclei",
     "NucleusParams",
     "find_nuclei",
+    "global_threshold",
     "normalise_counts",
     "nuclear_mask",
     "otsu_threshold",
