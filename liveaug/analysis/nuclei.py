@@ -3,18 +3,20 @@
 One threshold's connected components merge touching nuclei and lose dim ones, so:
 
 1. a nuclear stain in camera counts is first put in the virtual DAPI's units
-   (:func:`normalise_counts`: background 0, a typical nucleus' bright part 1), so the same
-   settings hold for model output and for Hoechst / SiR-DNA / H2B-GFP images;
+   (:func:`normalise_counts`: background 0, a typical nucleus' peak 1), so the same settings
+   hold for model output and for Hoechst / SiR-DNA / H2B-GFP images;
 2. the mask is the union of one global threshold (Otsu's, clamped) and a local one — a pixel above
    ``local_fraction`` of the brightest pixel within ``local_radius_um`` and above a noise floor
-   — so a dim nucleus beside bright ones is kept at its own half maximum;
+   — so a dim nucleus beside bright ones is kept at its own half maximum (a nucleus found by
+   the local rule alone must be nucleus-sized: faint specks are dropped);
 3. holes (dark nucleoli) are filled and fragments of one nucleus (mitotic chromosomes, apoptotic
    bodies) closed together, as before;
 4. seeds are the maxima of the distance transform (within ``seed_radius_um``): two touching
    round nuclei give two maxima separated by a neck; a watershed of the distance transform from
    them cuts the mask into pieces, and touching pieces are joined again where the neck between
-   them is broad (``neck_ratio``: one elongated or lumpy nucleus) or one is too small to be a
-   nucleus (``split_min_area_um2``: a set of chromosomes, an apoptotic body).
+   them is broad (``neck_ratio``: one elongated or lumpy nucleus), one is too small to be a
+   nucleus (``split_min_area_um2``: an apoptotic body) or both are condensed chromatin
+   (``condensed_level``: the two chromosome sets of one mitotic cell).
 
 Every length is in µm, converted with ``pixel_size_um``.
 """
@@ -66,12 +68,12 @@ class NucleusParams:
 
 
 def normalise_counts(image: np.ndarray, *, sigma_px: float = 1.0) -> np.ndarray:
-    """A nuclear stain in camera counts → virtual DAPI units (background 0, nuclei ≈ 1).
+    """A nuclear stain in camera counts → virtual DAPI units (background 0, a typical
+    nucleus' peak ≈ 1, as a G1 nucleus' in the virtual DAPI).
 
-    Background is the 5th percentile of the smoothed image; the unit is the 75th percentile of
+    Background is the 5th percentile of the smoothed image; the unit is the 95th percentile of
     the pixels above Otsu's threshold, that threshold taken on the image clipped at its 99th
-    percentile (so a few saturated mitoses do not set it, and the unit is a typical nucleus'
-    bright part, not theirs).
+    percentile (so a few saturated mitoses set neither the threshold nor the unit).
     """
     x = np.asarray(image, np.float32)
     sm = smooth(x, sigma_px)
@@ -255,7 +257,7 @@ def split_touching(
             mean = total / np.maximum(np.bincount(labels[inside], minlength=n), 1)
             condensed = mean >= condensed_level
         labels = _join_broad_necks(labels, dist, peak, neck_ratio, min_piece, condensed)
-    # a component no seed reached (cannot happen with h-maxima, kept as a guard) stays whole
+    # a component no seed reached (every one has a distance maximum: a guard) stays whole
     rest = (m8 > 0) & (labels == 0)
     if rest.any():
         labels = np.where(rest, comp + labels.max(), labels)
@@ -327,6 +329,7 @@ def _join_broad_necks(
     parent = np.arange(n)
 
     def find(i: int) -> int:
+        """Root of ``i`` in the union-find forest (with path halving)."""
         while parent[i] != i:
             parent[i] = parent[parent[i]]
             i = parent[i]
