@@ -114,9 +114,12 @@ def global_threshold(d: np.ndarray, p: NucleusParams) -> float:
     return p.threshold if p.threshold is not None else otsu_threshold(d, *p.threshold_range)
 
 
-def nuclear_mask(d: np.ndarray, pixel_size_um: float, p: NucleusParams) -> np.ndarray:
-    """Pixels of a smoothed nucleus map ``d`` that are nuclear: global ∪ local threshold."""
-    mask = d > global_threshold(d, p)
+def nuclear_mask(
+    d: np.ndarray, pixel_size_um: float, p: NucleusParams, threshold: float | None = None
+) -> np.ndarray:
+    """Pixels of a smoothed nucleus map ``d`` that are nuclear: global ∪ local threshold
+    (``threshold``: the global one when already known)."""
+    mask = d > (global_threshold(d, p) if threshold is None else threshold)
     if p.local_fraction > 0:
         peak = cv2.dilate(d, disk(p.local_radius_um / pixel_size_um))
         mask |= (d > p.local_fraction * peak) & (d > p.floor)
@@ -157,7 +160,8 @@ def find_nuclei(
     if counts:
         x = normalise_counts(x, sigma_px=p.sigma_um / px)
     d = smooth(x, p.sigma_um / px)
-    stained = nuclear_mask(d, px, p)
+    thr = global_threshold(d, p)
+    stained = nuclear_mask(d, px, p, thr)
     mask = cv2.morphologyEx(
         stained.astype(np.uint8), cv2.MORPH_CLOSE, disk(p.fragment_merge_um / px)
     )
@@ -176,7 +180,7 @@ def find_nuclei(
     # a nucleus only the local rule found must be a nucleus' size, not a speck of noise
     n = int(labels.max()) + 1
     area = np.bincount(labels.ravel(), minlength=n)
-    bright = np.bincount(labels[d > global_threshold(d, p)], minlength=n) > 0
+    bright = np.bincount(labels[d > thr], minlength=n) > 0
     speck = ~bright & (area < p.dim_min_area_um2 / (px * px))
     speck[0] = False
     if speck.any():
@@ -201,7 +205,7 @@ def segment_nuclei(
 def _fill_holes(mask: np.ndarray, max_area: float) -> np.ndarray:
     """Fill background holes smaller than ``max_area`` pixels (dark nucleoli)."""
     # background reached from the border is no hole (a flood fill: ~10x faster than scipy's)
-    pad = np.pad((mask > 0).astype(np.uint8), 1)
+    pad = cv2.copyMakeBorder((mask > 0).astype(np.uint8), 1, 1, 1, 1, cv2.BORDER_CONSTANT, value=0)
     cv2.floodFill(pad, None, (0, 0), 2)
     holes = (pad[1:-1, 1:-1] == 0).astype(np.uint8)
     if not holes.any():
@@ -243,24 +247,34 @@ def split_touching(
     seeds = _maxima(dist, seed_radius_um / pixel_size_um)
     seeds &= m8 > 0
     n_seeds, markers = cv2.connectedComponents(seeds.astype(np.uint8), connectivity=8)
-    labels = _watershed_dist(dist, markers, m8 > 0, n_seeds)
-    if neck_ratio < 1.0 or min_piece_um2 > 0:
-        # a piece's deepest point is its seed (the watershed floods down from it)
-        peak = np.zeros(int(labels.max()) + 1, np.float32)
-        np.maximum.at(peak, labels[seeds], dist[seeds])
-        min_piece = min_piece_um2 / pixel_size_um**2
-        condensed = None
-        if level is not None and condensed_level > 0:
-            n = int(labels.max()) + 1
-            inside = (labels > 0) & (level > 0)
-            total = np.bincount(labels[inside], weights=level[inside], minlength=n)
-            mean = total / np.maximum(np.bincount(labels[inside], minlength=n), 1)
-            condensed = mean >= condensed_level
-        labels = _join_broad_necks(labels, dist, peak, neck_ratio, min_piece, condensed)
-    # a component no seed reached (every one has a distance maximum: a guard) stays whole
-    rest = (m8 > 0) & (labels == 0)
-    if rest.any():
-        labels = np.where(rest, comp + labels.max(), labels)
+    # only components holding two seeds or more need the watershed (most nuclei stand alone),
+    # and only the window around them: pieces keep their seed's id, lone components n_seeds + id
+    pairs = np.unique(comp[seeds].astype(np.int64) * n_seeds + markers[seeds])
+    per_comp = np.bincount(pairs // n_seeds, minlength=n)
+    multi = (per_comp > 1)[comp] & (m8 > 0)
+    labels = np.where(m8 > 0, comp + n_seeds, 0).astype(np.int32)
+    if multi.any():
+        ys, xs = np.nonzero(multi)
+        win = (slice(ys.min(), ys.max() + 1), slice(xs.min(), xs.max() + 1))
+        mw, dw = multi[win], dist[win]
+        ws = _watershed_dist(dw, np.where(mw, markers[win], 0), mw, n_seeds)
+        if neck_ratio < 1.0 or min_piece_um2 > 0:
+            sw = seeds[win] & mw
+            # a piece's deepest point is its seed (the watershed floods down from it)
+            peak = np.zeros(n_seeds, np.float32)
+            np.maximum.at(peak, ws[sw], dw[sw])
+            condensed = None
+            if level is not None and condensed_level > 0:
+                lw = level[win]
+                inside = (ws > 0) & (lw > 0)
+                total = np.bincount(ws[inside], weights=lw[inside], minlength=n_seeds)
+                count = np.bincount(ws[inside], minlength=n_seeds)
+                condensed = total / np.maximum(count, 1) >= condensed_level
+            min_piece = min_piece_um2 / pixel_size_um**2
+            ws = _join_broad_necks(ws, dw, peak, neck_ratio, min_piece, condensed)
+        # a pixel no seed reached (every component has a distance maximum: a guard) stays with
+        # its component
+        labels[win] = np.where(mw & (ws > 0), ws, labels[win])
     return _drop_small(labels, min_area)
 
 
