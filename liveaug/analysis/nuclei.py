@@ -335,11 +335,16 @@ def _join_broad_necks(
     # a small piece joins only the neighbour it shares the broadest neck with (joining all of
     # them would chain two nuclei through a sliver between them)
     area = np.bincount(labels.ravel(), minlength=n)
-    small = np.flatnonzero(area < min_piece)
-    for i in small[small > 0]:
-        mine = np.flatnonzero((a == i) | (b == i))
-        if mine.size:
-            broad[mine[np.argmax(neck[mine])]] = True
+    if min_piece > 0:
+        # each pair once per end: (small piece, pair index), broadest neck first
+        end = np.concatenate([a, b])
+        idx = np.concatenate([np.arange(a.size), np.arange(a.size)])
+        order = np.lexsort((-np.concatenate([neck, neck]), end))
+        end, idx = end[order], idx[order]
+        first = np.ones(end.size, bool)
+        first[1:] = end[1:] != end[:-1]
+        pick = first & (area[end] < min_piece)
+        broad[idx[pick]] = True
     parent = np.arange(n)
 
     def find(i: int) -> int:
