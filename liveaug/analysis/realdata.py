@@ -138,8 +138,9 @@ def _download(wheel: Wheel, root: Path) -> Path:
         ) from None
     found = sorted(root.glob(f"{stem}-{wheel.version}-*.whl"))
     if done.returncode != 0 or not found:
-        lines = [ln for ln in (done.stderr or "").splitlines() if ln.startswith("ERROR")]
-        why = lines[-1] if lines else f"exit status {done.returncode}"
+        lines = [ln.strip() for ln in (done.stderr or "").splitlines() if ln.strip()]
+        errors = [ln for ln in lines if ln.startswith("ERROR")]  # pip's own summary line
+        why = (errors or lines or [f"pip exit status {done.returncode}"])[-1]
         raise LiveaugError(f"cannot fetch {wheel.requirement} from the package index ({why})", fix)
     return found[0]
 
