@@ -123,17 +123,15 @@ def meets_target(figures: dict[str, Any]) -> bool:
 
 def run_eval_nuclei(names: list[str] | None, json_out: Path | None) -> int:
     """``liveaug analysis eval-nuclei``: one line per image, figures to ``json_out``."""
-    names = names or list(SAMPLES)
-    for name in names:
-        if name not in SAMPLES:
-            load_sample(name)  # raises the one-line error naming the samples
+    samples = [load_sample(name) for name in names or SAMPLES]  # a fetch error: one line
     rows = []
     print(f"nucleus F1 at IoU 0.5 (target >= {TARGET_F1:g} and >= baseline on every image)")
     print(
         f"  {'image':<12} {'liveaug':>8} {'baseline':>9} {'components':>11}   found/true  P     R"
     )
-    for name in names:
-        fig = evaluate_sample(load_sample(name))
+    for sample in samples:
+        name = sample.name
+        fig = evaluate_sample(sample)
         ours = fig["liveaug"]
         verdict = "✓" if meets_target(fig) else "✗"
         print(
