@@ -52,6 +52,8 @@ class RangeTask:
     """onnxruntime threads per worker (local clusters: the cores shared out; None: all)."""
     views: int = 1
     """Test-time views of the models (:class:`liveaug.inference.Predictor`)."""
+    nuclei_channel: str | None = None
+    """A recorded nuclear stain segmented instead of the virtual DAPI."""
 
     @property
     def part(self) -> Path:
@@ -111,7 +113,7 @@ def run_range(task: RangeTask) -> dict[str, Any]:
     t0 = time.perf_counter()
     session = Session.open(task.session)
     predictor, loaded = _predictor(task, session.metadata)
-    analyzer = Analyzer(rules=task.rules)
+    analyzer = Analyzer(rules=task.rules, nuclei_channel=task.nuclei_channel)
     tables, events = [], []
     units: dict[str, str] = {}
     predict_ms, analyze_ms = [], []
@@ -192,8 +194,11 @@ def plan(
     rules: str | None,
     threads: int | None = None,
     views: int = 1,
+    nuclei_channel: str | None = None,
 ) -> list[RangeTask]:
-    """Cut every session into ranges of ``chunk`` frames."""
+    """Cut every session into ranges of ``chunk`` frames (every session must record
+    ``nuclei_channel`` when one is given)."""
+    from liveaug.analysis.analyzer import require_channel
     from liveaug.session import Session
 
     if chunk <= warmup:
@@ -205,6 +210,7 @@ def plan(
     names = set()
     for path in sessions:
         session = Session.open(path)
+        require_channel(nuclei_channel, session.channel_names, str(path))
         n = session.n_frames
         if maps == "truth" and not session.metadata.get("simulation"):
             raise LiveaugError(
@@ -230,6 +236,7 @@ def plan(
                 rules,
                 threads,
                 views,
+                nuclei_channel,
             )
             for s in range(0, n, chunk)
         ]
@@ -335,6 +342,7 @@ def _write_sessions(
     out: Path,
     maps: str,
     views: int,
+    nuclei_channel: str | None = None,
 ) -> dict[str, dict[str, Any]]:
     """Stitch each session's ranges (up to its first damaged frame) and write its tables."""
     from liveaug.analysis.table import write_parquet
@@ -369,6 +377,8 @@ def _write_sessions(
         units = json.loads(files[0].with_suffix(".units.json").read_text())
         table = CellTable({c: rows[c].to_numpy() for c in rows.columns}, units)
         extra = {"session": parts[0].session, "maps": maps, "views": views, "batch": True}
+        if nuclei_channel:
+            extra["nuclei_channel"] = nuclei_channel
         if info:
             extra.update(frames=frames, incomplete=info["incomplete"])
         write_parquet(table, folder / "cells.parquet", extra=extra)
@@ -396,6 +406,7 @@ def run_batch(
     rules: str | None = None,
     views: int = 1,
     progress: bool = True,
+    nuclei_channel: str | None = None,
 ) -> BatchSummary:
     """Run every range on Dask, then stitch and write ``out/readouts/session=…/``.
 
@@ -430,6 +441,7 @@ def run_batch(
         rules=rules,
         threads=threads,
         views=views,
+        nuclei_channel=nuclei_channel,
     )
     t0 = time.perf_counter()
     cluster = None
@@ -462,7 +474,7 @@ def run_batch(
         if cluster is not None:
             cluster.close()
     results = list(by_task.values())
-    summary_sessions = _write_sessions(tasks, by_task, out, maps, views)
+    summary_sessions = _write_sessions(tasks, by_task, out, maps, views, nuclei_channel)
     done = [r for r in results if not r["skipped"]]
     frames = sum(r["frames"] for r in done)
     seconds = time.perf_counter() - t0

@@ -76,6 +76,9 @@ class Analyzer(Protocol):
         """Segment, measure, track; returns an object with ``timings_ms`` (dict) if it can."""
         ...
 
+    # optional: ``check_source(info)`` raises a LiveaugError when the opened source cannot feed
+    # it (a nuclear stain channel it does not record); the pipeline then closes the source
+
 
 class Recorder(Protocol):
     """Anything with ``append(frame)`` and ``close()``, such as a ``SessionWriter``."""
@@ -231,6 +234,14 @@ class Pipeline:
         if self._threads:
             raise RuntimeError("pipeline already started")
         self.info = self.source.open()
+        check = getattr(self.analyzer, "check_source", None)
+        if check is not None:  # e.g. a --nuclei-channel the source does not record
+            try:
+                check(self.info)
+            except BaseException:
+                self.source.close()
+                self.info = None
+                raise
         if self.recorder is not None:  # bounded in frames and in bytes (2048² × 16 bit: 128)
             size = max(8, min(self.record_queue, RECORD_BACKLOG_BYTES // self.info.frame_bytes))
             self._record_q = queue.Queue(maxsize=size)

@@ -15,6 +15,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+import cv2
 import numpy as np
 
 from liveaug.analysis.events import Hook, Rule, RuleEngine, load_rules
@@ -24,6 +25,7 @@ from liveaug.analysis.table import concat_tables
 from liveaug.analysis.tracking import Tracker
 from liveaug.errors import LiveaugError
 from liveaug.frame import ROLES, Analysis, CellEvent, CellTable, Frame, Prediction
+from liveaug.preprocess import bin_image
 from liveaug.reliability import cell_reliability
 
 log = logging.getLogger(__name__)
@@ -37,6 +39,21 @@ def acquisition_time_s(frame: Frame) -> float:
     renders a 3-hour time-lapse at 30 frames/s), else its recorded timestamp."""
     sim_time_s = frame.meta.get("sim_time_s")
     return float(sim_time_s) if sim_time_s is not None else frame.timestamp_ns / 1e9
+
+
+def require_channel(name: str | None, available: Iterable[str], where: str = "the source") -> None:
+    """Raise one readable :class:`LiveaugError` when ``name`` (a ``--nuclei-channel``) is not
+    among the fluorescence channels ``available`` (None: nothing asked, nothing to check)."""
+    if name is None:
+        return
+    real = list(available)
+    if name in real:
+        return
+    if real:
+        fix = f"its channels are: {', '.join(real)}"
+    else:
+        fix = "it records no fluorescence channel (brightfield only): drop --nuclei-channel"
+    raise LiveaugError(f"--nuclei-channel {name}: {where} records no channel {name!r}", fix)
 
 
 class Analyzer:
@@ -58,6 +75,9 @@ class Analyzer:
         How many of the latest frames to keep (~36 kB each at 150 cells, so 2000 ≈ 70 MB for a
         live run that never ends); None keeps all (a batch that exports the whole session).
     max_gap, max_step_um : tracking settings (see :class:`~liveaug.analysis.tracking.Tracker`).
+    nuclei_channel : str, optional
+        A recorded real nuclear stain (``Frame.channels`` name: Hoechst, SiR-DNA …) segmented
+        as the nucleus map instead of the virtual DAPI; readouts still measure every map.
     """
 
     required_roles: frozenset[str] = frozenset(ROLES)
@@ -75,8 +95,10 @@ class Analyzer:
         history_frames: int | None = 2000,
         max_gap: int = 2,
         max_step_um: float = 12.0,
+        nuclei_channel: str | None = None,
     ) -> None:
         self.params = params or SegmentParams()
+        self.nuclei_channel = nuclei_channel
         settings: dict[str, Any] = {}
         if rules is None or isinstance(rules, str | Path):
             rules, settings = load_rules(rules)
@@ -122,6 +144,22 @@ class Analyzer:
             self.events.clear()
         self.rules.reset()
 
+    def check_source(self, info: Any) -> None:
+        """Fail early, in one line, when the source does not record :attr:`nuclei_channel`
+        (``info``: a :class:`~liveaug.sources.base.SourceInfo`)."""
+        require_channel(self.nuclei_channel, getattr(info, "channel_names", ()))
+
+    def _nucleus_map(self, frame: Frame, prediction: Prediction) -> tuple[np.ndarray, bool]:
+        """The map nuclei are found in, at model resolution, and whether it is in counts."""
+        if self.nuclei_channel is None:
+            return prediction.maps["dapi"], False
+        require_channel(self.nuclei_channel, tuple(frame.channels), f"frame {frame.index}")
+        plane = bin_image(frame.channels[self.nuclei_channel], round(1.0 / prediction.scale))
+        shape = prediction.maps["dapi"].shape
+        if plane.shape != shape:  # a model that pads or crops: same field, its grid
+            plane = cv2.resize(plane, (shape[1], shape[0]), interpolation=cv2.INTER_AREA)
+        return plane, True
+
     # -- the pipeline stage ------------------------------------------------------------------------
     def analyze(self, frame: Frame, prediction: Prediction) -> Analysis:
         """Segment, measure and track one frame; rules fire on the tracked table."""
@@ -142,11 +180,13 @@ class Analyzer:
             )
         px_frame = frame.pixel_size_um or DEFAULT_PIXEL_UM
         px_model = px_frame / prediction.scale
+        nucleus_map, counts = self._nucleus_map(frame, prediction)
         seg = segment(
-            prediction.maps["dapi"],
+            nucleus_map,
             prediction.maps["membrane"],
             pixel_size_um=px_model,
             params=self.params,
+            counts=counts,
         )
         t1 = time.perf_counter_ns()
         model = ";".join(sorted(set(prediction.models.values())))

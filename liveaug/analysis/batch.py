@@ -167,7 +167,7 @@ class CsvAppender:
 
 def run_replay(args: Any) -> int:
     """``liveaug replay --headless``: source → predictor → analyzer for every frame → tables."""
-    from liveaug.analysis.analyzer import Analyzer
+    from liveaug.analysis.analyzer import Analyzer, require_channel
     from liveaug.analysis.events import load_rules
     from liveaug.analysis.table import write_parquet
     from liveaug.progress import progress
@@ -186,6 +186,12 @@ def run_replay(args: Any) -> int:
     load_rules(args.rules)  # a bad rules file is named before any frame is read
     source = ReplaySource(args.session, speed=None, pixel_size_um=args.pixel_size)
     info = source.open()
+    nuclei_channel = getattr(args, "nuclei_channel", None)
+    try:
+        require_channel(nuclei_channel, info.channel_names, str(args.session))
+    except LiveaugError:
+        source.close()
+        raise
     predictor = make_predictor(
         args.maps, models=args.model, metadata=info.settings, views=args.views
     )
@@ -195,7 +201,11 @@ def run_replay(args: Any) -> int:
         first = next(p for p in (args.readouts, args.parquet, args.events) if p)
         snapshots = first.with_name(first.name.split(".")[0] + "_snapshots")
     analyzer = Analyzer(
-        rules=args.rules, event_sink=sink, snapshot_dir=snapshots, history_frames=None
+        rules=args.rules,
+        event_sink=sink,
+        snapshot_dir=snapshots,
+        history_frames=None,
+        nuclei_channel=nuclei_channel,
     )
     analyzer.source = source
     csv = CsvAppender(args.readouts) if args.readouts else None
@@ -222,6 +232,8 @@ def run_replay(args: Any) -> int:
             sink.close()
     table = analyzer.table()
     extra = {"session": str(args.session), "frames": done, "maps": args.maps, "views": args.views}
+    if nuclei_channel is not None:
+        extra["nuclei_channel"] = nuclei_channel
     if failure is not None:
         extra["incomplete"] = failure.what
     elif stop.requested and done < n:

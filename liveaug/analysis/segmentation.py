@@ -1,4 +1,4 @@
-"""Cells from virtual stains: nuclei seeds from DAPI, seeded watershed on the membrane map.
+"""Cells from virtual stains: nucleus seeds from DAPI (or a nuclear stain), watershed on membrane.
 
 Works at model resolution; every length is given in µm and converted with the model pixel size
 (frame pixel size / ``Prediction.scale``), so the same settings hold at 10x and 20x. Thresholds are
@@ -7,9 +7,10 @@ in the models' physical output units (virtual DAPI 1.0 ≈ a G1 nucleus' peak, v
 
 Steps, each cheap at 256²:
 
-1. smoothed DAPI above ``nucleus_threshold`` (Otsu's, by default) → nuclear mask; a closing
-   of ``fragment_merge_um`` joins the pieces of one nucleus (condensed mitotic chromosomes,
-   apoptotic fragments), so they seed one cell, not five;
+1. nuclei from the DAPI map (:mod:`liveaug.analysis.nuclei`): a global threshold (Otsu's)
+   joined by a local one (dim nuclei kept), fragments of one nucleus (condensed mitotic
+   chromosomes, apoptotic fragments) closed together, touching nuclei split at the narrow necks
+   of the distance transform — one seed per nucleus, not per connected component;
 2. smoothed membrane above ``foreground_threshold`` (or nuclear) → foreground; by default a
    fraction of the cytoplasm level, measured as the median membrane signal over the nuclei, so a
    model whose stains come out dimmer or brighter is segmented alike;
@@ -24,28 +25,22 @@ Steps, each cheap at 256²:
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import cv2
 import numpy as np
 from scipy import ndimage as ndi
 from skimage.segmentation import watershed
 
+from liveaug.analysis.nuclei import NucleusParams, disk, find_nuclei, smooth
+
 
 @dataclass(frozen=True)
 class SegmentParams:
     """Segmentation settings in µm and in the models' output units."""
 
-    nucleus_sigma_um: float = 1.0
-    """Gaussian smoothing of the virtual DAPI before thresholding."""
-    nucleus_threshold: float | None = None
-    """Virtual DAPI level (1.0 ≈ G1 peak) above which a pixel is nuclear; None: Otsu's threshold
-    of the frame, kept within ``nucleus_threshold_range`` (robust to a model's gain)."""
-    nucleus_threshold_range: tuple[float, float] = (0.08, 0.5)
-    nucleus_min_area_um2: float = 8.0
-    """Smaller nuclear specks (after merging fragments) seed nothing."""
-    fragment_merge_um: float = 1.5
-    """Radius of the closing that joins fragments of one nucleus."""
+    nuclei: NucleusParams = field(default_factory=NucleusParams)
+    """How nuclei are found in the nucleus map (:class:`~liveaug.analysis.nuclei.NucleusParams`)."""
     membrane_sigma_um: float = 0.0
     """Gaussian smoothing of the virtual membrane before the watershed (the models' maps are
     already smooth: smoothing them more moves borders between touching cells, confluent F1
@@ -71,79 +66,52 @@ class Segmentation:
     n_cells: int
 
 
-def _disk(radius_px: float) -> np.ndarray:
-    r = max(1, round(radius_px))
-    return cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1))
-
-
-def _smooth(x: np.ndarray, sigma_px: float) -> np.ndarray:
-    x = np.asarray(x, np.float32)
-    return cv2.GaussianBlur(x, (0, 0), sigma_px) if sigma_px > 0.3 else x
-
-
 def segment(
     dapi: np.ndarray,
     membrane: np.ndarray,
     *,
     pixel_size_um: float,
     params: SegmentParams | None = None,
+    counts: bool = False,
 ) -> Segmentation:
-    """Segment cells and nuclei from ``(h, w)`` virtual DAPI and membrane maps.
+    """Segment cells and nuclei from ``(h, w)`` nucleus and membrane maps.
 
     Parameters
     ----------
     dapi, membrane : (h, w) ndarray
-        Virtual stains at model resolution.
+        Nucleus map (virtual DAPI, or a real nuclear stain with ``counts``) and virtual membrane,
+        at model resolution.
     pixel_size_um : float
         Size of one map pixel in the sample, µm.
     params : SegmentParams, optional
+    counts : bool
+        ``dapi`` is a recorded nuclear stain in camera counts (Hoechst, SiR-DNA), normalised
+        before thresholding (:func:`~liveaug.analysis.nuclei.normalise_counts`).
     """
     p = params or SegmentParams()
     px = float(pixel_size_um)
     px_area = px * px
-    d = _smooth(dapi, p.nucleus_sigma_um / px)
-    m = _smooth(membrane, p.membrane_sigma_um / px)
-
-    nuc_thr = p.nucleus_threshold
-    if nuc_thr is None:
-        nuc_thr = _otsu(d, *p.nucleus_threshold_range)
-    nuc_mask = (d > nuc_thr).astype(np.uint8)
-    seed_mask = cv2.morphologyEx(nuc_mask, cv2.MORPH_CLOSE, _disk(p.fragment_merge_um / px))
-    n_seeds, seeds = cv2.connectedComponents(seed_mask, connectivity=8, ltype=cv2.CV_32S)
-    if n_seeds > 1:
-        sizes = np.bincount(seeds.ravel(), minlength=n_seeds)
-        keep = sizes >= p.nucleus_min_area_um2 / px_area
-        keep[0] = False
-        lut = np.zeros(n_seeds, np.int32)
-        lut[keep] = np.arange(1, int(keep.sum()) + 1)
-        seeds = lut[seeds]
-        n_seeds = int(keep.sum()) + 1
+    m = smooth(membrane, p.membrane_sigma_um / px)
+    found = find_nuclei(dapi, pixel_size_um=px, params=p.nuclei, counts=counts)
+    seeds = found.labels
+    n_seeds = int(seeds.max()) + 1
+    nuc_mask = found.mask
 
     level = _cytoplasm_level(m, nuc_mask)
     fg_thr = p.foreground_threshold
     if fg_thr is None:
         fg_thr = p.foreground_fraction * level
     merge_thr = p.merge_membrane if p.merge_membrane is not None else p.merge_ratio * level
-    fg = (m > fg_thr) | (nuc_mask > 0)
-    fg = cv2.morphologyEx(fg.astype(np.uint8), cv2.MORPH_OPEN, _disk(1.0 / px)) > 0
+    fg = (m > fg_thr) | nuc_mask
+    fg = cv2.morphologyEx(fg.astype(np.uint8), cv2.MORPH_OPEN, disk(1.0 / px)) > 0
     fg |= seeds > 0
     labels = _watershed(m, seeds, fg, n_seeds)
 
     labels = _merge_weak_borders(labels, m, merge_thr)
     labels = _add_unseeded(labels, fg, p.cell_min_area_um2 / px_area)
     labels, n = _drop_small(labels, p.cell_min_area_um2 / px_area)
-    nuclei = np.where(nuc_mask > 0, labels, 0).astype(np.int32)
+    nuclei = np.where(nuc_mask, labels, 0).astype(np.int32)
     return Segmentation(labels, nuclei, n)
-
-
-def _otsu(x: np.ndarray, lo: float, hi: float) -> float:
-    """Otsu's threshold of ``x`` (on 256 bins up to its 99.9th percentile), clamped to [lo, hi]."""
-    top = float(np.percentile(x, 99.9))
-    if not top > 0:
-        return hi
-    x8 = np.clip(x * (255.0 / top), 0, 255).astype(np.uint8)
-    t, _ = cv2.threshold(x8, 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
-    return float(np.clip(t * top / 255.0, lo, hi))
 
 
 #: Cytoplasm membrane level assumed when a frame has no nucleus to measure it on.
@@ -238,7 +206,7 @@ def _add_unseeded(labels: np.ndarray, fg: np.ndarray, min_area: float) -> np.nda
     if not rest.any():
         return labels
     # the blurred flank outside a cell's membrane is foreground the background flood took: thin
-    rest = cv2.morphologyEx(rest.astype(np.uint8), cv2.MORPH_OPEN, _disk(2.0)) > 0
+    rest = cv2.morphologyEx(rest.astype(np.uint8), cv2.MORPH_OPEN, disk(2.0)) > 0
     n, comp = cv2.connectedComponents(rest.astype(np.uint8), connectivity=4, ltype=cv2.CV_32S)
     if n <= 1:
         return labels

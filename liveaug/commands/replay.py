@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 
 from liveaug.commands.argtypes import positive_float, positive_int
-from liveaug.commands.predictor_args import add_views_argument
+from liveaug.commands.predictor_args import add_nuclei_channel_argument, add_views_argument
 
 HELP = (
     "Replay a recorded session through the predictors and the per-cell analysis; with "
@@ -32,6 +32,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--model", action="append", help="model(s) to use (default: shipped)")
     add_views_argument(p)
+    add_nuclei_channel_argument(p)
     p.add_argument(
         "--maps",
         choices=("model", "truth"),

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from liveaug.commands.camera_args import add_camera_arguments, camera_from_args
+from liveaug.commands.predictor_args import add_nuclei_channel_argument
 from liveaug.commands.viewer_args import add_viewer_arguments
 
 HELP = (
@@ -17,6 +18,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     """Camera options, then what makes the maps."""
     add_camera_arguments(p)
     add_viewer_arguments(p)
+    add_nuclei_channel_argument(p)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -32,11 +34,16 @@ def run(args: argparse.Namespace) -> int:
         rules=args.rules,
         max_analysis_hz=args.analysis_hz,
         views=args.views,
+        nuclei_channel=args.nuclei_channel,
     )
     return show(
         pipeline,
         make_pipeline=replay_factory(
-            maps="model", models=args.model, rules=args.rules, views=args.views
+            maps="model",
+            models=args.model,
+            rules=args.rules,
+            views=args.views,
+            nuclei_channel=args.nuclei_channel,
         ),
         title=f"liveaug — camera {args.device or ''}".strip(),
         frames=args.frames,

@@ -76,12 +76,14 @@ def live_pipeline(
     metadata: dict[str, Any] | None = None,
     max_analysis_hz: float | None = 10.0,
     views: int = 1,
+    nuclei_channel: str | None = None,
 ) -> Pipeline:
     """``source`` → predictor (models, or ``maps="truth"`` for simulated frames) → analyzer.
 
     Analyses are capped at ``max_analysis_hz`` (None: as fast as the compute allows) so that
     on a small CPU the display and acquisition keep a share of the cores; ``views`` is the
-    models' test-time augmentation (each view one more pass per analysed frame).
+    models' test-time augmentation (each view one more pass per analysed frame);
+    ``nuclei_channel`` a recorded nuclear stain segmented instead of the virtual DAPI.
 
     The recorder is a :class:`~liveaug.viewer.recording.SwitchableRecorder`, idle until the
     Record button. ``metadata`` is the session's (truth maps read the simulated camera from it).
@@ -94,7 +96,9 @@ def live_pipeline(
     threads = max(1, (os.cpu_count() or 2) - 1)
     predictor = make_predictor(maps, models=models, metadata=metadata, threads=threads, views=views)
     # the viewer keeps its own bounded history (viewer.history); no 2000-frame tables here
-    analyzer = Analyzer(rules=rules, snapshot_dir=snapshot_dir, keep_history=False)
+    analyzer = Analyzer(
+        rules=rules, snapshot_dir=snapshot_dir, keep_history=False, nuclei_channel=nuclei_channel
+    )
     analyzer.source = source
     return Pipeline(
         source,
@@ -107,7 +111,12 @@ def live_pipeline(
 
 
 def replay_factory(
-    *, maps: str, models: list[str] | None, rules: str | Path | None, views: int = 1
+    *,
+    maps: str,
+    models: list[str] | None,
+    rules: str | Path | None,
+    views: int = 1,
+    nuclei_channel: str | None = None,
 ) -> Callable[[Any], Pipeline]:
     """What ``Open session…`` uses: a replay source → a fresh live pipeline."""
     from liveaug.session import Session
@@ -115,7 +124,13 @@ def replay_factory(
     def make(source: Any) -> Pipeline:
         metadata = Session.open(source.path).metadata
         return live_pipeline(
-            source, maps=maps, models=models, rules=rules, metadata=metadata, views=views
+            source,
+            maps=maps,
+            models=models,
+            rules=rules,
+            metadata=metadata,
+            views=views,
+            nuclei_channel=nuclei_channel,
         )
 
     return make
@@ -165,11 +180,14 @@ def show(
 
 def run_viewer(args: argparse.Namespace) -> int:
     """Interactive ``liveaug replay SESSION``: the session at its recorded pace, looping."""
+    from liveaug.analysis.analyzer import require_channel
     from liveaug.session import Session
     from liveaug.sources.replay import ReplaySource
 
     qt_app()  # no screen: one line now, before models load
-    metadata = Session.open(args.session).metadata  # a bad session fails here, in one line
+    session = Session.open(args.session)  # a bad session fails here, in one line
+    nuclei_channel = getattr(args, "nuclei_channel", None)
+    require_channel(nuclei_channel, session.channel_names, str(args.session))
     source = ReplaySource(
         args.session, speed=1.0, loop=True, pixel_size_um=getattr(args, "pixel_size", None)
     )
@@ -183,12 +201,15 @@ def run_viewer(args: argparse.Namespace) -> int:
         models=models,
         rules=rules,
         snapshot_dir=getattr(args, "snapshots", None),
-        metadata=metadata,
+        metadata=session.metadata,
         views=views,
+        nuclei_channel=nuclei_channel,
     )
     return show(
         pipeline,
-        make_pipeline=replay_factory(maps=maps, models=models, rules=rules, views=views),
+        make_pipeline=replay_factory(
+            maps=maps, models=models, rules=rules, views=views, nuclei_channel=nuclei_channel
+        ),
         title=f"liveaug — {Path(args.session).name}",
         frames=getattr(args, "frames", None),
     )
