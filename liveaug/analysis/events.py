@@ -43,12 +43,13 @@ from typing import Any
 import numpy as np
 import yaml
 
+from liveaug.analysis.actions import ACQUISITION_ACTIONS, AcquireOptions, parse_acquire
 from liveaug.errors import LiveaugError
 from liveaug.frame import CellEvent, CellTable, Frame, Prediction
 
 log = logging.getLogger(__name__)
 
-ACTIONS = ("log", "snapshot", "hook")
+ACTIONS = ("log", "snapshot", "hook", *ACQUISITION_ACTIONS)
 DEFAULT_RULES = Path(__file__).with_name("rules.yaml")
 
 
@@ -74,6 +75,8 @@ class Rule:
     must not silence the cell's real event later."""
     actions: tuple[str, ...] = ("log",)
     hook: str | None = None
+    acquire: AcquireOptions | None = None
+    """Settings of the acquisition actions (``image_cell``, ``rate``; see ``actions``)."""
 
     def test(self, values: np.ndarray) -> np.ndarray:
         """Where ``values`` satisfy the level condition (NaN never does)."""
@@ -166,6 +169,8 @@ def parse_rule(d: Any, where: str | Path = "rules") -> Rule:
         raise _config_error(
             where, f"rule {d['name']!r}: action 'hook' needs 'hook: module:function'"
         )
+    if "acquire" in d or any(a in ACQUISITION_ACTIONS for a in actions):
+        d["acquire"] = parse_acquire(d.get("acquire"), where, name)
     if all(d.get(k) is None for k in ("above", "below", "equals")):
         raise _config_error(where, f"rule {d['name']!r}: give 'above', 'below' or 'equals'")
     if d.get("equals") is not None:
@@ -326,6 +331,17 @@ class RuleEngine:
                 self.hooks[rule.hook](ev, HookContext(frame, prediction, row, self.source))
             except Exception as exc:  # a user hook must not stop the analysis
                 log.warning("event hook %s failed: %s", rule.hook, exc)
+        for kind in (a for a in rule.actions if a in ACQUISITION_ACTIONS):
+            request = getattr(self.source, "request_action", None)
+            if request is None:
+                if kind not in self._missing:
+                    self._missing.add(kind)
+                    log.warning("action %s skipped: the source cannot drive a microscope", kind)
+                continue
+            try:
+                request(kind, rule.acquire or AcquireOptions(), ev, frame)
+            except Exception as exc:  # the microscope's trouble must not stop the analysis
+                log.warning("action %s for cell %d failed: %s", kind, ev.cell_id, exc)
 
 
 def _plain(v: Any) -> Any:
