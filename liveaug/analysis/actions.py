@@ -98,13 +98,17 @@ def stage_target(
     centre of the field.
 
     ``affine`` is Micro-Manager's pixel→stage calibration ``(a, b, tx, c, d, ty)`` (µm per
-    pixel, rotation and flips included); without one (or a null one) image axes are stage axes
-    at ``pixel_size_um``.
+    pixel, rotation and flips included). Without one — or with one whose scale is not the pixel
+    size, such as Micro-Manager's uncalibrated default ``(1, 0, 0, 0, 1, 0)`` — image axes are
+    taken as stage axes at ``pixel_size_um``.
     """
     h, w = shape
     dx = xy_px[0] - (w - 1) / 2
     dy = xy_px[1] - (h - 1) / 2
-    if affine is None or not any(affine[:2]) or not any(affine[3:5]):
+    a = b = c = d = 0.0
+    if affine is not None and len(affine) >= 6:
+        a, b, _, c, d, _ = (float(v) for v in affine[:6])
+    scale = abs(a * d - b * c) ** 0.5
+    if not scale or abs(scale - pixel_size_um) > 0.1 * pixel_size_um:
         return stage_um[0] + dx * pixel_size_um, stage_um[1] + dy * pixel_size_um
-    a, b, _, c, d, _ = (float(v) for v in affine[:6])
     return stage_um[0] + a * dx + b * dy, stage_um[1] + c * dx + d * dy

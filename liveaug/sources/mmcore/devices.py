@@ -159,7 +159,8 @@ def simulated_core(dish: SimulatedDish, core: UniMMCore | None = None) -> UniMMC
     """A core with the dish's camera, stage, filter and light loaded and configured.
 
     The ``Channel`` group has one preset per channel; the pixel size configuration carries the
-    simulator's sample pixel size and an identity pixel→stage affine (image +x is stage +x).
+    simulator's sample pixel size and a pixel→stage affine without rotation (image +x is
+    stage +x).
     """
     core = core or new_core()
     core.loadPyDevice(CAMERA, DishCamera(dish))
@@ -176,6 +177,7 @@ def simulated_core(dish: SimulatedDish, core: UniMMCore | None = None) -> UniMMC
     core.setConfig(CHANNEL_GROUP, CHANNELS[0])
     core.definePixelSizeConfig("simulated")
     core.setPixelSizeUm("simulated", dish.px_um)
-    core.setPixelSizeAffine("simulated", [1.0, 0.0, 0.0, 0.0, 1.0, 0.0])
+    px = dish.px_um
+    core.setPixelSizeAffine("simulated", [px, 0.0, 0.0, 0.0, px, 0.0])
     core.setPixelSizeConfig("simulated")
     return core

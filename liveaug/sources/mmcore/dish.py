@@ -133,11 +133,11 @@ class SimulatedDish:
 
     @property
     def limits_um(self) -> tuple[float, float, float, float]:
-        """Stage travel (x_min, x_max, y_min, y_max), µm: the field centre stays on the dish."""
-        fh, fw = self.field_um
+        """Stage travel (x_min, x_max, y_min, y_max), µm: the field centre stays on the dish
+        (beyond the culture's edge the field shows empty medium)."""
         half_w = self.dish_px[1] * self.px_um / 2
         half_h = self.dish_px[0] * self.px_um / 2
-        return -half_w + fw / 2, half_w - fw / 2, -half_h + fh / 2, half_h - fh / 2
+        return -half_w, half_w, -half_h, half_h
 
     def field_centres_um(self) -> list[tuple[float, float]]:
         """Stage positions of the dish's fields (row by row), the natural imaging plan."""
