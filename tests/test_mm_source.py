@@ -174,3 +174,20 @@ def test_event_queue_rate_hold_and_inserted_events_with_a_manual_clock():
     q.stop()
     with pytest.raises(StopIteration):
         next(q)
+
+
+def test_mm_room_imports_no_gui_and_leaves_logging_alone():
+    import subprocess
+    import sys
+
+    code = (
+        "import logging, sys\n"
+        "logging.getLogger().setLevel(logging.WARNING)\n"
+        "import liveaug.sources.mmcore.source, liveaug.sources.mmcore.acquire\n"
+        "assert logging.getLogger().level == logging.WARNING\n"
+        "print('GUI:', [m for m in ('PyQt6', 'vispy', 'qtpy') if m in sys.modules])\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True
+    )
+    assert "GUI: []" in out.stdout

@@ -177,8 +177,10 @@ class MMSource:
         if thread is None:
             self._finish()
             return
-        self.core.mda.cancel()
-        thread.join(timeout_s)
+        thread.join(min(2.0, timeout_s))  # the queue ends after the running event
+        if thread.is_alive():  # an event that hangs (a device): ask the runner to cancel
+            self.core.mda.cancel()
+            thread.join(timeout_s)
         if thread.is_alive():
             log.warning("the MDA thread did not end within %.0f s", timeout_s)
         self.core.mda.events.frameReady.disconnect(self._on_frame)
