@@ -5,11 +5,14 @@ Importing pymmcore-plus configures logging for the whole process (root logger to
 stderr handler, a log file in the user's data folder). This package imports it once, here, and
 undoes that: liveaug's logging stays as the command set it, pymmcore-plus' records (warnings and
 up) go through it, and no log file is written unless ``PYMM_LOG_FILE`` asks for one. Its signals
-are psygnal's even when a Qt application runs.
+are psygnal's even when a Qt application runs. Cores nobody holds are collected at exit, while
+the interpreter is whole (pymmcore aborts the process when one dies during teardown).
 """
 
 from __future__ import annotations
 
+import atexit
+import gc
 import logging
 import os
 
@@ -27,3 +30,8 @@ for _handler in list(_pmm.handlers):
     _pmm.removeHandler(_handler)
 _pmm.setLevel(logging.WARNING)
 _pmm.propagate = True
+
+# A core with a Python camera still alive when the interpreter tears its modules down aborts
+# the process in pymmcore's destructor ("FATAL: exception not rethrown", exit 134). Collecting
+# at exit, while the interpreter is whole, destroys cores nothing holds any more first.
+atexit.register(gc.collect)

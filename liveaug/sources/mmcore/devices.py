@@ -16,6 +16,7 @@ import logging
 from collections.abc import Iterator, Mapping
 
 import numpy as np
+from pymmcore_plus.core._constants import PixelFormat
 from pymmcore_plus.experimental.unicore import (
     ShutterDevice,
     SimpleCameraDevice,
@@ -58,10 +59,10 @@ class DishCamera(SimpleCameraDevice):
         """Pixel type of the simulated camera (uint8 up to 8 bits, else uint16)."""
         return np.dtype(self.dish.config.camera.dtype)
 
-    def get_pixel_format(self) -> str:
-        """Pixel format name, as GenICam spells it."""
+    def get_pixel_format(self) -> PixelFormat:
+        """Pixel format (Mono12: 12 significant bits in a 16-bit buffer)."""
         bits = self.dish.config.camera.bit_depth
-        return "Mono8" if bits <= 8 else f"Mono{bits}"
+        return PixelFormat("Mono8" if bits <= 8 else f"Mono{bits}")
 
     def snap(self, buffer: np.ndarray) -> Mapping:
         """Expose one image of the field under the stage into ``buffer``."""

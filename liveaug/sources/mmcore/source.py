@@ -123,7 +123,7 @@ class MMSource:
             here = tuple(core.getXYPosition())  # "where the stage is", so actions return here
             positions = [p if p is not None else here for p in self.plan.positions]
             self.plan = dataclasses.replace(self.plan, positions=positions)
-        bits = int(core.getImageBitDepth())
+        bits = _bit_depth(core)
         dtype = "uint8" if core.getBytesPerPixel() == 1 else "uint16"
         px = float(core.getPixelSizeUm()) or None
         self.info = SourceInfo(
@@ -276,6 +276,21 @@ class MMSource:
                 self._frames.put_nowait(None)
             except queue.Full:
                 pass
+
+
+def _bit_depth(core: Any) -> int:
+    """Significant bits per pixel: the camera's ``PixelFormat`` (Mono12 …) when it has one,
+    else what the core says (the buffer's width for Python cameras)."""
+    cam = core.getCameraDevice()
+    try:
+        value = core.getProperty(cam, "PixelFormat")
+        fmt = str(getattr(value, "value", value))
+    except Exception:
+        fmt = ""
+    digits = "".join(ch for ch in fmt if ch.isdigit())
+    if fmt.startswith("Mono") and digits:
+        return int(digits)
+    return int(core.getImageBitDepth())
 
 
 def simulated_source(
