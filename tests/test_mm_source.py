@@ -191,3 +191,28 @@ def test_mm_room_imports_no_gui_and_leaves_logging_alone():
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True
     )
     assert "GUI: []" in out.stdout
+
+
+def test_plan_extra_channels_arrive_in_the_main_channel_frame():
+    dish = small_dish()
+    plan = Plan(
+        positions=dish.field_centres_um()[:2],
+        interval_s=0.0,
+        channel="brightfield",
+        channel_group=CHANNEL_GROUP,
+        extra_channels=(("reporter", 20.0),),
+        rounds=2,
+    )
+    src = simulated_source(dish, plan=plan)
+    info = src.open()
+    frames = read_all(src, 10)
+    src.close()
+    assert info.channel_names == ("reporter",)
+    assert len(frames) == 4 and [f.index for f in frames] == [0, 1, 2, 3]
+    for f in frames:
+        assert set(f.channels) == {"reporter"} and f.channels["reporter"].shape == (96, 96)
+        assert f.meta["channel"] == "brightfield"
+        assert f.meta["channel_exposures_ms"] == {"reporter": 20.0}
+        assert f.truth is not None  # the brightfield image's
+    # the sentinel's light was booked in the reporter channel, at a fifth of a full exposure
+    assert dish.dose["reporter"].sum() > 0

@@ -277,8 +277,9 @@ class SimulatedDish:
 
     def _render(
         self, channel: str, stage_um: tuple[float, float], exposure_ms: float
-    ) -> tuple[np.ndarray, Truth]:
-        """The field at ``stage_um``: the channel's image and the truth of the window."""
+    ) -> tuple[np.ndarray, Truth | None]:
+        """The field at ``stage_um``: the channel's image, and with brightfield the truth of
+        the window (stains, labels, cell table; fluorescence images skip it, it is costly)."""
         c = self.config
         H, W = c.height, c.width
         x0, y0 = self._origin_px(stage_um)
@@ -296,7 +297,8 @@ class SimulatedDish:
             window = cast(Population, _Window(near, self.population.next_id))
             nc = {cell.id: cell.reporter_nc(self.population.frame, c.biology) for cell in near}
             maps = self.renderer.render(window, reporter_nc=nc)
-            cells = cell_table(window, maps, self._dapi_scale, nc)
+            bf = channel == "brightfield"
+            cells = cell_table(window, maps, self._dapi_scale, nc) if bf else {}
         finally:
             for cell, (x, y) in zip(near, saved, strict=True):
                 cell.x, cell.y = x, y
@@ -314,6 +316,8 @@ class SimulatedDish:
             rep = maps.reporter if maps.reporter is not None else np.zeros((H, W), np.float32)
             rep_e = blur(rep, self._sigma_green) * np.float32(cam.fluo_photons * 0.5)
             image = self.sensor.expose((rep_e + bg) * np.float32(gain))
+        if channel != "brightfield":
+            return image, None
         mem_e = blur(maps.membrane, self._sigma_green) * np.float32(cam.fluo_photons * 0.6)
         truth = Truth(
             dapi=self.sensor.expose(dapi_e + bg),

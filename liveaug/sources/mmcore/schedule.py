@@ -23,10 +23,14 @@ import useq
 
 @dataclass(frozen=True)
 class Plan:
-    """A time-lapse: every ``interval_s`` image each position in one channel.
+    """A time-lapse: every ``interval_s`` image each position in one channel (and optionally
+    a few more).
 
     ``positions`` are stage (x, y) µm; None images wherever the stage is. ``rounds`` None runs
-    until stopped. ``interval_s`` 0 images as fast as the hardware allows.
+    until stopped. ``interval_s`` 0 images as fast as the hardware allows. ``extra_channels``
+    are (preset, exposure ms or None) taken after the main channel at each position — e.g. a
+    low-light reporter sentinel beside brightfield; the source delivers them in the main
+    channel's :class:`~liveaug.frame.Frame` as ``channels``.
     """
 
     positions: Sequence[tuple[float, float] | None] = (None,)
@@ -35,21 +39,29 @@ class Plan:
     channel_group: str | None = None
     exposure_ms: float | None = None
     rounds: int | None = None
+    extra_channels: tuple[tuple[str, float | None], ...] = ()
 
-    def event(self, t: int, p: int) -> useq.MDAEvent:
-        """The plan's event for round ``t`` at position ``p``."""
+    @property
+    def events_per_position(self) -> int:
+        """MDA events at each position of a round (main channel + extras)."""
+        return 1 + len(self.extra_channels)
+
+    def event(self, t: int, p: int, c: int = 0) -> useq.MDAEvent:
+        """The plan's event for round ``t`` at position ``p``, channel ``c`` (0 = main)."""
         pos = self.positions[p]
         kw: dict[str, Any] = {}
         if pos is not None:
             kw["x_pos"], kw["y_pos"] = float(pos[0]), float(pos[1])
-        if self.channel is not None:
-            ch: dict[str, Any] = {"config": self.channel}
+        name, exposure = (self.channel, self.exposure_ms) if c == 0 else self.extra_channels[c - 1]
+        if name is not None:
+            ch: dict[str, Any] = {"config": name}
             if self.channel_group:
                 ch["group"] = self.channel_group
             kw["channel"] = ch
+        index = {"t": t, "p": p, "c": c} if self.extra_channels else {"t": t, "p": p}
         return useq.MDAEvent(
-            index={"t": t, "p": p},
-            exposure=self.exposure_ms,
+            index=index,
+            exposure=exposure,
             metadata={"liveaug": "plan", "round": t, "position": p},
             **kw,
         )
@@ -74,6 +86,7 @@ class EventQueue:
         self._stopped = False
         self._round = 0
         self._pos = 0
+        self._chan = 0
         self._round_due = clock()
         self._last_round_start = self._round_due
         self._fast: tuple[float, float] | None = None  # (interval_s, until)
@@ -157,9 +170,14 @@ class EventQueue:
 
     def _next_plan_event(self, now: float) -> useq.MDAEvent:
         """Hand out the plan's next event and move the plan on."""
-        if self._pos == 0:
+        if self._pos == 0 and self._chan == 0:
             self._last_round_start = max(self._round_due, now - 1.0)
-        ev = self.plan.event(self._round, self._pos)
+        ev = self.plan.event(self._round, self._pos, self._chan)
+        self._chan += 1
+        if self._chan < self.plan.events_per_position:
+            self.yielded += 1
+            return ev
+        self._chan = 0
         self._pos += 1
         if self._pos >= len(self.plan.positions):
             self._pos = 0

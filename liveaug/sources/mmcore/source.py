@@ -82,6 +82,7 @@ class MMSource:
         self.actions: Any = None
         """An :class:`~liveaug.sources.mmcore.acquire.ActionRunner` acting through this source."""
         self._frames: queue.Queue[Frame | None] = queue.Queue(maxsize=256)
+        self._partial: Frame | None = None  # main-channel frame waiting for its extras
         self._thread: threading.Thread | None = None
         self._index = 0
         self._done = threading.Event()
@@ -133,6 +134,7 @@ class MMSource:
             bit_depth=bits,
             pixel_size_um=px,
             frame_rate_hz=1.0 / self.plan.interval_s if self.plan.interval_s > 0 else None,
+            channel_names=tuple(name for name, _ in self.plan.extra_channels),
             has_truth=self.dish is not None,
             settings={
                 "micro_manager": {
@@ -209,6 +211,19 @@ class MMSource:
             if self.actions is not None:
                 self.actions.on_frame(frame, event)
             return
+        c = int(event.index.get("c", 0))
+        if self.plan.extra_channels:  # gather the extras into the main channel's frame
+            if c == 0:
+                self._partial = frame
+            elif self._partial is not None:
+                name = self.plan.extra_channels[c - 1][0]
+                channels = {**self._partial.channels, name: img}
+                meta = {**self._partial.meta, "acquired_ns": frame.meta["acquired_ns"]}
+                meta.setdefault("channel_exposures_ms", {})[name] = frame.meta["exposure_ms"]
+                self._partial = dataclasses.replace(self._partial, channels=channels, meta=meta)
+            if c < len(self.plan.extra_channels) or self._partial is None:
+                return
+            frame, self._partial = self._partial, None
         self.counts["frames"] += 1
         self._index += 1
         if self.actions is not None:
