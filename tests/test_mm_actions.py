@@ -115,10 +115,15 @@ def test_refusals_dry_run_no_stacking_rate_limit_and_left_field(tmp_path):
         assert gone.status.startswith("skipped") and "left the field" in gone.status
         slow = AcquireOptions(frames=3, interval_s=0.3, min_gap_s=60)
         first = src.request_action("image_cell", slow, ev, f)
-        second = src.request_action("image_cell", AcquireOptions(), ev, f)
-        assert first.status == "running"
-        assert "still running" in second.status  # never stacking
-        assert wait_for(lambda: first.status == "done")
+        again = src.request_action("image_cell", AcquireOptions(), ev, f)
+        other = [CellEvent(f.index, 1000 + i, "r2", x, y) for i in range(2)]
+        waits = src.request_action("image_cell", AcquireOptions(), other[0], f)
+        refused = src.request_action("image_cell", AcquireOptions(), other[1], f)
+        assert first.status == "running" and waits.status == "running"
+        assert "being imaged already" in again.status  # never twice for one cell
+        assert "still running" in refused.status  # never stacking beyond two bursts
+        assert wait_for(lambda: first.status == "done" and waits.status == "done")
+        assert waits.first_frame_ns < first.last_frame_ns  # in the first one's gaps
         third = src.request_action("image_cell", slow, ev, f)
         assert "rate limit" in third.status
         fresh = src.read(timeout_s=10)  # acquisition went on through all of it
@@ -126,7 +131,7 @@ def test_refusals_dry_run_no_stacking_rate_limit_and_left_field(tmp_path):
         src.close()
     assert fresh.index > f.index
     assert dish.dose["nuclear"].sum() == 0  # the dry run lit nothing
-    assert src.actions.summary() == {"dry_run": 1, "skipped": 3, "done": 1}
+    assert src.actions.summary() == {"dry_run": 1, "skipped": 4, "done": 2}
 
 
 def test_rate_makes_the_plan_fast_while_it_holds():

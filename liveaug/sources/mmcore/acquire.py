@@ -3,7 +3,8 @@
 An event rule asks (:meth:`ActionRunner.request`); the runner refuses what it must (stale
 trigger, cell outside the field, another burst still running, the rule's rate limit), logs what
 it would do with ``dry_run``, and otherwise turns the request into ``useq.MDAEvent``\\s inserted
-into the running queue-driven MDA (:class:`~liveaug.sources.mmcore.schedule.EventQueue`):
+into the running queue-driven MDA (:class:`~liveaug.sources.mmcore.schedule.EventQueue`), at most
+``max_running`` bursts at once and never two for one cell:
 
 - ``image_cell`` centres the cell with the pixel→stage calibration, takes a burst of
   ``frames`` time points ``interval_s`` apart (brightfield and each of ``channels`` at each),
@@ -53,13 +54,18 @@ class ActionRecord:
     y_px: float
     trigger_ns: int
     """Host ``perf_counter_ns`` at which the triggering frame was acquired."""
+    trigger_s: float = 0.0
+    """The triggering frame's timestamp, s (experiment time on a simulated dish)."""
+    requested_ns: int = 0
+    """Host ``perf_counter_ns`` at which the rule asked (trigger → request: the analysis)."""
     status: str = "queued"
-    """queued → running → done / incomplete; or dry_run, skipped: <why>, fast."""
+    """running → done / incomplete; or dry_run, skipped: <why>, fast."""
     target_um: tuple[float, float] | None = None
     channels: tuple[str, ...] = ()
     expected: int = 0
     acquired: int = 0
     first_frame_ns: int | None = None
+    last_frame_ns: int | None = None
     stage_errors: int = 0
     session: str | None = None
     frames: list[Frame] = field(default_factory=list, repr=False)
@@ -89,14 +95,20 @@ class ActionRunner:
     record_dir : path, optional
         Where each burst is written as a session (and ``actions.jsonl`` logs every request);
         None keeps bursts in memory (``ActionRecord.frames``).
+    max_running : int
+        Bursts that may run at once (a second one takes its frames in the gaps of the first,
+        each at its own cadence); a request beyond that is refused, so actions never stack up.
     """
 
-    def __init__(self, source: Any, *, record_dir: str | Path | None = None) -> None:
+    def __init__(
+        self, source: Any, *, record_dir: str | Path | None = None, max_running: int = 2
+    ) -> None:
         self.source = source
         self.record_dir = Path(record_dir) if record_dir is not None else None
         self.records: list[ActionRecord] = []
         self._by_id: dict[int, ActionRecord] = {}
-        self._active: ActionRecord | None = None
+        self.max_running = max_running
+        self._pending: list[ActionRecord] = []  # bursts not finished yet
         self._last_start: dict[tuple[str, str], float] = {}
         self._lock = threading.Lock()
         self._writes: queue.Queue[tuple[str, Any] | None] = queue.Queue()
@@ -118,6 +130,8 @@ class ActionRunner:
                 x_px=event.x,
                 y_px=event.y,
                 trigger_ns=int(frame.meta.get("acquired_ns") or 0),
+                trigger_s=frame.timestamp_ns / 1e9,
+                requested_ns=time.perf_counter_ns(),
             )
             self.records.append(rec)
             self._by_id[rec.id] = rec
@@ -155,8 +169,12 @@ class ActionRunner:
             return f"cell {rec.cell_id} has left the field"
         if frame.meta.get("stage_x_um") is None or not frame.pixel_size_um:
             return "the frame has no stage position or pixel size"
-        if self._active is not None:
-            return f"action {self._active.id} (cell {self._active.cell_id}) is still running"
+        for p in self._pending:
+            if p.cell_id == rec.cell_id and p.rule == rec.rule:
+                return f"cell {rec.cell_id} is being imaged already (action {p.id})"
+        if len(self._pending) >= self.max_running:
+            ids = ", ".join(str(p.id) for p in self._pending)
+            return f"{len(self._pending)} bursts are still running (actions {ids})"
         return None
 
     def _rate(self, options: AcquireOptions, rec: ActionRecord) -> None:
@@ -186,7 +204,8 @@ class ActionRunner:
             frame.pixel_size_um,
             frame.meta.get("pixel_affine"),
         )
-        rec.channels = (BRIGHTFIELD, *(c for c in options.channels if c != BRIGHTFIELD))
+        # the fluorescence first (what the event is about), brightfield after it
+        rec.channels = (*(c for c in options.channels if c != BRIGHTFIELD), BRIGHTFIELD)
         rec.expected = options.frames * len(rec.channels)
         self._last_start[("image_cell", rec.rule)] = time.monotonic()
         x, y = rec.target_um
@@ -202,6 +221,7 @@ class ActionRunner:
             )
             return
         group = self.source.core.getChannelGroup() or None
+        plan_exposure = self.source.plan.exposure_ms
         events = []
         for k in range(options.frames):
             for ci, ch in enumerate(rec.channels):
@@ -214,7 +234,7 @@ class ActionRunner:
                         x_pos=x,
                         y_pos=y,
                         channel=channel,
-                        exposure=None if ch == BRIGHTFIELD else options.exposure_ms,
+                        exposure=plan_exposure if ch == BRIGHTFIELD else options.exposure_ms,
                         metadata={
                             "liveaug_action": rec.id,
                             "rule": rec.rule,
@@ -225,7 +245,7 @@ class ActionRunner:
                     )
                 )
         rec.status = "running"
-        self._active = rec
+        self._pending.append(rec)
         offsets = [k * options.interval_s for k in range(options.frames) for _ in rec.channels]
         self.source.events.insert(events, offsets_s=offsets)
 
@@ -238,6 +258,7 @@ class ActionRunner:
         with self._lock:
             if rec.first_frame_ns is None:
                 rec.first_frame_ns = int(frame.meta.get("acquired_ns") or time.perf_counter_ns())
+            rec.last_frame_ns = int(frame.meta.get("acquired_ns") or time.perf_counter_ns())
             rec.acquired += 1
             rec.stage_errors += "stage_error" in frame.meta
             rec.frames.append(frame)
@@ -247,14 +268,15 @@ class ActionRunner:
     def on_plan_frame(self) -> None:
         """The plan moved on: a burst that lost frames (a device failed) is over."""
         with self._lock:
-            if self._active is not None and self.source.events.pending() == 0:
-                self._finish(self._active, "incomplete")
+            if self._pending and self.source.events.pending() == 0:
+                for rec in list(self._pending):
+                    self._finish(rec, "incomplete")
 
     def _finish(self, rec: ActionRecord, status: str) -> None:
         """Close an action: status, free the slot, write its burst and record."""
         rec.status = status if not rec.stage_errors else f"{status} (stage errors)"
-        if self._active is rec:
-            self._active = None
+        if rec in self._pending:
+            self._pending.remove(rec)
         self._log_record(rec)
         if self.record_dir is not None and rec.frames:
             self._submit("session", rec)

@@ -305,18 +305,21 @@ class SimulatedDish:
         gain = exposure_ms / REFERENCE_EXPOSURE_MS[channel]
         cam = c.camera
         bg = np.float32(cam.fluo_background_e)
-        dapi_e = blur(maps.dna, self._sigma_dapi) * np.float32(self._dapi_scale)
+        dapi_e = None
+        if channel != "reporter":
+            dapi_e = blur(maps.dna, self._sigma_dapi) * np.float32(self._dapi_scale)
         if channel == "brightfield":
             sim_t = self.population.frame * c.biology.frame_interval_s
             bf = self.brightfield.intensity(maps.opl_um, sim_t, 0.0)
             image = self.sensor.expose(bf * np.float32(cam.photons * gain))
         elif channel == "nuclear":
+            assert dapi_e is not None
             image = self.sensor.expose((dapi_e + bg) * np.float32(gain))
         else:
             rep = maps.reporter if maps.reporter is not None else np.zeros((H, W), np.float32)
             rep_e = blur(rep, self._sigma_green) * np.float32(cam.fluo_photons * 0.5)
             image = self.sensor.expose((rep_e + bg) * np.float32(gain))
-        if channel != "brightfield":
+        if channel != "brightfield" or dapi_e is None:
             return image, None
         mem_e = blur(maps.membrane, self._sigma_green) * np.float32(cam.fluo_photons * 0.6)
         truth = Truth(

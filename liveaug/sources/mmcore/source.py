@@ -124,6 +124,8 @@ class MMSource:
             here = tuple(core.getXYPosition())  # "where the stage is", so actions return here
             positions = [p if p is not None else here for p in self.plan.positions]
             self.plan = dataclasses.replace(self.plan, positions=positions)
+        if self.plan.exposure_ms is None:  # the plan's own, so it returns to it after actions
+            self.plan = dataclasses.replace(self.plan, exposure_ms=float(core.getExposure()))
         bits = _bit_depth(core)
         dtype = "uint8" if core.getBytesPerPixel() == 1 else "uint16"
         px = float(core.getPixelSizeUm()) or None
