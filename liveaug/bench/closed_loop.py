@@ -9,7 +9,8 @@ short burst in full-light fluorescence. Scored against the dish's truth:
 
 - ``latency_ms``: triggering frame acquired → the action's first frame acquired (host clock),
   beside ``compute_ms`` (triggering frame acquired → the rule's request: analysis, with any
-  backlog of frames before it) and ``overhead_ms`` (the difference: what the loop adds);
+  backlog of frames before it) and ``overhead_ms`` (the difference: what the loop adds —
+  waiting for the event the MDA is running, then setting up and taking the first frame);
 - ``events_imaged_fraction``: true events (onset after the warm-up the rules need for a
   baseline) whose cell a burst centred on, triggered within one sparse interval of the event
   becoming visible in the truth (apoptosis: commitment; translocation: import complete, a
@@ -196,6 +197,9 @@ def closed_loop_benchmarks(
         if r.latency_ms is not None and r.requested_ns
     ]
     overhead = [lat - c for lat, c in zip(latency, comp, strict=True)]
+    started = [r for r in records if r.started_ns and r.first_frame_ns and r.requested_ns]
+    waited = [(r.started_ns - r.requested_ns) / 1e6 for r in started]
+    acquiring = [(r.first_frame_ns - r.started_ns) / 1e6 for r in started]
     # dose of imaging every field in fluorescence at the fast rate for the whole experiment
     n_bins = dish.dose["reporter"].size
     reference = n_bins * IRRADIANCE["reporter"] * fluo_ms / 1000.0 * (end_s / fast_s)
@@ -210,6 +214,10 @@ def closed_loop_benchmarks(
         "compute_ms": _stats(comp),
         "frame_compute_ms": compute_stats,
         "overhead_ms": overhead_stats,
+        "overhead_parts_ms": {
+            "wait_for_running_event": _stats(waited),
+            "first_action_frame": _stats(acquiring),
+        },
         "events_imaged_fraction": None if fraction is None else round(fraction, 3),
         "events_imaged_fraction_from_start": round(len(imaged_strict) / len(onsets), 3)
         if onsets

@@ -64,6 +64,9 @@ class ActionRecord:
     channels: tuple[str, ...] = ()
     expected: int = 0
     acquired: int = 0
+    started_ns: int | None = None
+    """When the MDA took the action's first event (request → here: waiting for the event
+    the MDA was running)."""
     first_frame_ns: int | None = None
     last_frame_ns: int | None = None
     stage_errors: int = 0
@@ -257,6 +260,7 @@ class ActionRunner:
             return
         with self._lock:
             if rec.first_frame_ns is None:
+                rec.started_ns = self.source.events.handed_ns.get(rec.id)
                 rec.first_frame_ns = int(frame.meta.get("acquired_ns") or time.perf_counter_ns())
             rec.last_frame_ns = int(frame.meta.get("acquired_ns") or time.perf_counter_ns())
             rec.acquired += 1

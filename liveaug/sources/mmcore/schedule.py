@@ -91,6 +91,9 @@ class EventQueue:
         self._last_round_start = self._round_due
         self._fast: tuple[float, float] | None = None  # (interval_s, until)
         self.yielded = 0
+        self.handed_ns: dict[Any, int] = {}
+        """``perf_counter_ns`` at which each action's first event went to the MDA (by the
+        ``liveaug_action`` id in its metadata)."""
 
     # -- control (any thread) -----------------------------------------------------------------
     def insert(
@@ -158,6 +161,9 @@ class EventQueue:
                     if due <= now:
                         heapq.heappop(self._urgent)
                         self.yielded += 1
+                        key = ev.metadata.get("liveaug_action")
+                        if key is not None:
+                            self.handed_ns.setdefault(key, time.perf_counter_ns())
                         return ev
                     self._cond.wait(min(due - now, 0.5))
                     continue
