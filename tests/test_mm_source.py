@@ -216,3 +216,26 @@ def test_plan_extra_channels_arrive_in_the_main_channel_frame():
         assert f.truth is not None  # the brightfield image's
     # the sentinel's light was booked in the reporter channel, at a fifth of a full exposure
     assert dish.dose["reporter"].sum() > 0
+
+
+def test_camera_fault_mid_run_loses_only_that_frame():
+    dish = small_dish()
+    plan = Plan(
+        positions=dish.field_centres_um()[:2],
+        interval_s=0.0,
+        channel="brightfield",
+        channel_group=CHANNEL_GROUP,
+        extra_channels=(("reporter", 20.0),),
+        rounds=3,
+    )
+    src = simulated_source(dish, plan=plan)
+    src.core.setProperty("Camera", "FailEvery", 5)  # images 5 and 10 of 12 fail
+    src.open()
+    frames = read_all(src, 10)
+    src.close()
+    # image 5 is round 1's first brightfield (its sentinel is dropped with it), image 10 is
+    # round 2's second sentinel (its brightfield is held back): 6 frames − 2, in order
+    assert len(frames) == 4
+    assert [f.meta["mda_index"]["t"] for f in frames] == [0, 0, 1, 2]
+    assert all(set(f.channels) == {"reporter"} for f in frames)
+    assert src.counts["incomplete"] == 2

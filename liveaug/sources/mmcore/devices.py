@@ -34,12 +34,33 @@ CHANNEL_GROUP = "Channel"
 
 
 class DishCamera(SimpleCameraDevice):
-    """A 16-bit camera imaging the dish field under the stage in the current channel."""
+    """A 16-bit camera imaging the dish field under the stage in the current channel.
+
+    ``FailEvery`` (property, 0 = never) makes every n-th image fail as a camera that loses
+    frames does — how the tests see acquisition survive a camera fault.
+    """
 
     def __init__(self, dish: SimulatedDish) -> None:
         self.dish = dish
         self._exposure = REFERENCE_EXPOSURE_MS["brightfield"]
+        self._snaps = 0
         super().__init__()
+        self.register_property(
+            "FailEvery",
+            default_value=0,
+            limits=(0, 1_000_000),
+            getter=DishCamera._get_fail_every,
+            setter=DishCamera._set_fail_every,
+        )
+        self._fail_every = 0
+
+    def _get_fail_every(self) -> int:
+        """Every how many images one fails (0: none)."""
+        return self._fail_every
+
+    def _set_fail_every(self, value: int) -> None:
+        """Set the simulated fault rate."""
+        self._fail_every = int(value)
 
     def get_exposure(self) -> float:
         """Exposure, ms."""
@@ -66,6 +87,9 @@ class DishCamera(SimpleCameraDevice):
 
     def snap(self, buffer: np.ndarray) -> Mapping:
         """Expose one image of the field under the stage into ``buffer``."""
+        self._snaps += 1
+        if self._fail_every and self._snaps % self._fail_every == 0:
+            raise RuntimeError(f"simulated camera fault on image {self._snaps}")
         snap = self.dish.expose(self._exposure, buffer)
         x, y = snap.stage_um
         return {"liveaug_channel": snap.channel, "liveaug_stage_um": f"{x:.2f},{y:.2f}"}

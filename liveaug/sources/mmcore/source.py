@@ -86,7 +86,13 @@ class MMSource:
         self._thread: threading.Thread | None = None
         self._index = 0
         self._done = threading.Event()
-        self.counts = {"frames": 0, "action_frames": 0, "stage_errors": 0, "dropped": 0}
+        self.counts = {
+            "frames": 0,
+            "action_frames": 0,
+            "stage_errors": 0,
+            "dropped": 0,
+            "incomplete": 0,
+        }
         self.info: SourceInfo | None = None
 
     # -- construction -------------------------------------------------------------------------
@@ -216,14 +222,20 @@ class MMSource:
         c = int(event.index.get("c", 0))
         if self.plan.extra_channels:  # gather the extras into the main channel's frame
             if c == 0:
+                if self._partial is not None:  # its extras never came (a device failed)
+                    self.counts["incomplete"] += 1
+                    log.warning("frame %d lost a channel; not delivered", self._partial.index)
                 self._partial = frame
-            elif self._partial is not None:
+            elif self._partial is None:  # its main channel never came
+                self.counts["incomplete"] += 1
+                return
+            else:
                 name = self.plan.extra_channels[c - 1][0]
                 channels = {**self._partial.channels, name: img}
                 meta = {**self._partial.meta, "acquired_ns": frame.meta["acquired_ns"]}
                 meta.setdefault("channel_exposures_ms", {})[name] = frame.meta["exposure_ms"]
                 self._partial = dataclasses.replace(self._partial, channels=channels, meta=meta)
-            if c < len(self.plan.extra_channels) or self._partial is None:
+            if c < len(self.plan.extra_channels):
                 return
             frame, self._partial = self._partial, None
         self.counts["frames"] += 1
