@@ -26,7 +26,10 @@ cells already in it when first seen); ``rearm: n`` lets it fire again once the c
 outside the state for ``n`` observations. Actions: ``log`` (logger + the event log, e.g. the JSONL
 file of ``liveaug replay --events``), ``snapshot`` (crop of the frame, maps and labels around the
 cell into ``snapshot_dir``), ``hook`` (a callable ``hook(event, context)`` that may act on the
-source — set a camera ROI around the cell, raise the frame rate).
+source — set a camera ROI around the cell, raise the frame rate), and the acquisition actions
+``image_cell`` / ``rate`` with their ``acquire:`` settings (:mod:`liveaug.analysis.actions`),
+which a source that drives a microscope carries out (``request_action``, see
+``liveaug.sources.mmcore``); elsewhere they are skipped with one log line.
 """
 
 from __future__ import annotations

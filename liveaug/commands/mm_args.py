@@ -69,7 +69,12 @@ def mm_demo_source(
     dish = SimulatedDish(config, fields=fields, time_scale=scale)
     core = new_core()
     src = simulated_source(dish, core=core, action_dir=args.mm_actions)
-    src.plan = mm_plan(args, src.core, channel="brightfield")
-    if not args.mm_interval:
-        src.plan = dataclasses.replace(src.plan, interval_s=1.0 / fps)
+    plan = mm_plan(args, src.core, channel="brightfield")
+    # brightfield at its reference exposure, a low-light reporter sentinel beside it
+    src.plan = dataclasses.replace(
+        plan,
+        interval_s=plan.interval_s or 1.0 / fps,
+        exposure_ms=10.0,
+        extra_channels=(("reporter", 20.0),),
+    )
     return src
