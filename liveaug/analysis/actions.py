@@ -52,6 +52,7 @@ def parse_acquire(raw: Any, where: str | Path, rule: str) -> AcquireOptions:
         return AcquireOptions()
 
     def bad(what: str) -> LiveaugError:
+        """The one-line error for this rule's settings."""
         return LiveaugError(
             f"{where}: rule {rule!r}: {what}", "see liveaug/analysis/actions.py for the settings"
         )

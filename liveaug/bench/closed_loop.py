@@ -158,9 +158,11 @@ def closed_loop_benchmarks(
     ramp_s = config.biology.translocation_frames * config.biology.frame_interval_s
 
     def seen_s(o: Any) -> float:
+        """When the event's true state is reached (what the truth shows)."""
         return o.time_s + (ramp_s if o.kind == "translocation" else 0.0)
 
     def was_imaged(o: Any, start: float) -> bool:
+        """A burst centred on the cell, triggered within one sparse interval of ``start``."""
         return any(cid == o.cell_id and o.time_s <= t <= start + sparse_s for cid, t in imaged_ids)
 
     imaged = [o for o in onsets if was_imaged(o, seen_s(o))]

@@ -287,16 +287,19 @@ class ActionRunner:
 
     # -- recording (a writer thread) ------------------------------------------------------------
     def _log_record(self, rec: ActionRecord) -> None:
+        """Queue one line of ``actions.jsonl`` for the record (when recording)."""
         if self.record_dir is not None:
             self._submit("line", rec.as_dict())
 
     def _submit(self, kind: str, item: Any) -> None:
+        """Hand a write to the writer thread (started on first use)."""
         if self._writer is None:
             self._writer = threading.Thread(target=self._write_loop, name="liveaug-actions")
             self._writer.start()
         self._writes.put((kind, item))
 
     def _write_loop(self) -> None:
+        """The writer thread: log lines and burst sessions, in order, until ``close``."""
         assert self.record_dir is not None
         self.record_dir.mkdir(parents=True, exist_ok=True)
         while (job := self._writes.get()) is not None:

@@ -141,12 +141,14 @@ class EventQueue:
 
     # -- the iterator (the MDA thread) --------------------------------------------------------
     def _interval_now(self) -> float:
+        """The fast interval while a hold lasts, else the plan's (lock held)."""
         if self._fast is not None and self.clock() < self._fast[1]:
             return self._fast[0]
         self._fast = None
         return self.plan.interval_s
 
     def __iter__(self) -> EventQueue:
+        """The queue is its own iterator (one MDA consumes it)."""
         return self
 
     def __next__(self) -> useq.MDAEvent:

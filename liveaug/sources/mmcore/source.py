@@ -296,9 +296,11 @@ class MMSource:
         )
 
     def _on_finished(self, *_: Any) -> None:
+        """The MDA ended (plan done, stopped or failed): readers get EndOfStream."""
         self._finish()
 
     def _finish(self) -> None:
+        """Mark the stream ended, once; the sentinel wakes a blocked ``read``."""
         if not self._done.is_set():
             self._done.set()
             try:
