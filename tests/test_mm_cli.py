@@ -49,3 +49,14 @@ def test_demo_mm_runs_the_dish_through_pymmcore_plus_into_the_window(qapp):
     assert main([*args, "--frames", "10"]) == 0
     assert not [t for t in threading.enumerate() if t.name.startswith("liveaug-") and t.is_alive()]
     assert not [w for w in qapp.topLevelWidgets() if w.isVisible()]
+
+
+@pytest.mark.gl
+@pytest.mark.timeout(180)
+def test_demo_mm_with_a_rule_naming_an_unknown_action_is_one_line(qapp, tmp_path, capsys):
+    rules = tmp_path / "rules.yaml"
+    rules.write_text("rules:\n  - {name: a, column: area_px, above: 1, actions: [image_cel]}\n")
+    args = ["demo", "--mm", "--mm-fields", "1", "1", "--size", "96", "96", "--maps", "truth"]
+    assert main([*args, "--rules", str(rules), "--frames", "3"]) == 2
+    err = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+    assert len(err) == 1 and "unknown actions ['image_cel']" in err[0]

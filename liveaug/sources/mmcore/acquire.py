@@ -20,6 +20,7 @@ so the MDA thread never waits for a disk.
 
 from __future__ import annotations
 
+import atexit
 import json
 import logging
 import queue
@@ -36,6 +37,18 @@ from liveaug.errors import one_line
 from liveaug.frame import CellEvent, Frame
 
 log = logging.getLogger(__name__)
+
+#: Action writers still running (and their queues); at exit they write what they hold.
+_writers: dict[threading.Thread, queue.Queue[Any]] = {}
+
+
+@atexit.register
+def _finish_writes() -> None:
+    """At exit, let unclosed runners' writer threads write what they hold, then end."""
+    for t, q in list(_writers.items()):
+        q.put(None)
+        t.join(30.0)
+
 
 #: Channel taken beside the action's channels at each burst time point.
 BRIGHTFIELD = "brightfield"
@@ -293,8 +306,11 @@ class ActionRunner:
 
     def _submit(self, kind: str, item: Any) -> None:
         """Hand a write to the writer thread (started on first use)."""
-        if self._writer is None:
-            self._writer = threading.Thread(target=self._write_loop, name="liveaug-actions")
+        if self._writer is None:  # a daemon: an unclosed runner must not hang the exit
+            self._writer = threading.Thread(
+                target=self._write_loop, name="liveaug-actions", daemon=True
+            )
+            _writers[self._writer] = self._writes
             self._writer.start()
         self._writes.put((kind, item))
 
@@ -360,6 +376,8 @@ class ActionRunner:
         if self._writer is not None:
             self._writes.put(None)
             self._writer.join(timeout_s)
+            if not self._writer.is_alive():
+                _writers.pop(self._writer, None)
             self._writer = None
 
     def summary(self) -> dict[str, int]:
