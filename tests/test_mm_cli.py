@@ -60,3 +60,15 @@ def test_demo_mm_with_a_rule_naming_an_unknown_action_is_one_line(qapp, tmp_path
     assert main([*args, "--rules", str(rules), "--frames", "3"]) == 2
     err = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
     assert len(err) == 1 and "unknown actions ['image_cel']" in err[0]
+
+
+@pytest.mark.gl
+@pytest.mark.timeout(180)
+def test_view_mm_config_runs_a_micro_manager_microscope_into_the_window(qapp):
+    from pathlib import Path
+
+    import liveaug.sources.mmcore as mm
+
+    cfg = Path(mm.__file__).with_name("simulated.cfg")
+    assert main(["view", "--mm-config", str(cfg), "--mm-interval", "0.05", "--frames", "4"]) == 0
+    assert not [t for t in threading.enumerate() if t.name.startswith("liveaug-") and t.is_alive()]

@@ -239,3 +239,20 @@ def test_camera_fault_mid_run_loses_only_that_frame():
     assert [f.meta["mda_index"]["t"] for f in frames] == [0, 0, 1, 2]
     assert all(set(f.channels) == {"reporter"} for f in frames)
     assert src.counts["incomplete"] == 2
+
+
+def test_the_shipped_simulated_config_loads_and_images():
+    from pathlib import Path
+
+    import liveaug.sources.mmcore as mm
+
+    cfg = Path(mm.__file__).with_name("simulated.cfg")
+    src = MMSource.from_config(cfg)
+    info = src.open()
+    frames = read_all(src, 2)
+    src.close()
+    assert info.pixel_size_um == pytest.approx(0.65) and info.bit_depth == 12
+    assert info.settings["micro_manager"]["channel_group"] == "Channel"
+    assert len(frames) == 2 and frames[0].shape == (512, 512)
+    assert frames[0].meta["stage_x_um"] == pytest.approx(0.0)
+    assert 100 < float(frames[0].image.mean()) < 4095  # lit brightfield, 12-bit

@@ -7,6 +7,8 @@ device (brightfield, nuclear stain, reporter) and a light source. The light is t
 exposure (an LED wired to the camera's fire output) and also lights the field continuously while
 the shutter is open; the dish books the dose either way. :func:`simulated_core` loads them into a
 core with a ``Channel`` group and a pixel-size configuration, ready for pymmcore-plus' MDA engine.
+Built without a dish (as a Micro-Manager config file's ``#py pyDevice`` lines do, see
+``simulated.cfg`` beside this module), the devices share :func:`~.dish.shared_dish`.
 """
 
 from __future__ import annotations
@@ -25,7 +27,12 @@ from pymmcore_plus.experimental.unicore import (
     XYStageDevice,
 )
 
-from liveaug.sources.mmcore.dish import CHANNELS, REFERENCE_EXPOSURE_MS, SimulatedDish
+from liveaug.sources.mmcore.dish import (
+    CHANNELS,
+    REFERENCE_EXPOSURE_MS,
+    SimulatedDish,
+    shared_dish,
+)
 
 #: Device labels of the simulated microscope.
 CAMERA, STAGE, FILTER, LIGHT = "Camera", "XYStage", "Filter", "Light"
@@ -40,8 +47,8 @@ class DishCamera(SimpleCameraDevice):
     frames does — how the tests see acquisition survive a camera fault.
     """
 
-    def __init__(self, dish: SimulatedDish) -> None:
-        self.dish = dish
+    def __init__(self, dish: SimulatedDish | None = None) -> None:
+        self.dish = dish or shared_dish()
         self._exposure = REFERENCE_EXPOSURE_MS["brightfield"]
         self._snaps = 0
         super().__init__()
@@ -98,8 +105,8 @@ class DishCamera(SimpleCameraDevice):
 class DishStage(XYStageDevice):
     """An XY stage over the dish; coordinates are µm from the dish centre."""
 
-    def __init__(self, dish: SimulatedDish) -> None:
-        self.dish = dish
+    def __init__(self, dish: SimulatedDish | None = None) -> None:
+        self.dish = dish or shared_dish()
         super().__init__()
 
     def set_position_um(self, x: float, y: float) -> None:
@@ -130,8 +137,8 @@ class DishStage(XYStageDevice):
 class DishFilter(StateDevice):
     """Filter cube / excitation selector: one state per channel of :data:`CHANNELS`."""
 
-    def __init__(self, dish: SimulatedDish) -> None:
-        self.dish = dish
+    def __init__(self, dish: SimulatedDish | None = None) -> None:
+        self.dish = dish or shared_dish()
         self._state = 0
         super().__init__(dict(enumerate(CHANNELS)))
 
@@ -148,8 +155,8 @@ class DishFilter(StateDevice):
 class DishLight(ShutterDevice):
     """The light source: exposures trigger it; open, it lights the field continuously."""
 
-    def __init__(self, dish: SimulatedDish) -> None:
-        self.dish = dish
+    def __init__(self, dish: SimulatedDish | None = None) -> None:
+        self.dish = dish or shared_dish()
         super().__init__()
 
     def get_open(self) -> bool:

@@ -338,3 +338,16 @@ class SimulatedDish:
                 if cell.id == cell_id:
                     return self.to_um(cell.x, cell.y)
         return None
+
+
+_shared: dict[str, SimulatedDish] = {}
+_shared_lock = threading.Lock()
+
+
+def shared_dish(name: str = "default") -> SimulatedDish:
+    """The dish that devices loaded from a Micro-Manager config file share (they are built
+    without arguments there), made on first use with the default simulation."""
+    with _shared_lock:
+        if name not in _shared:
+            _shared[name] = SimulatedDish()
+        return _shared[name]
