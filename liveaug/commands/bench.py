@@ -66,7 +66,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     loop.add_argument(
         "--loop-fields", type=int, nargs=2, default=(3, 3), metavar=("R", "C"), help="dish"
     )
-    loop.add_argument("--loop-hours", type=float, default=6.0, help="experiment length, h")
+    loop.add_argument("--loop-size", type=int, default=256, metavar="PX", help="field side")
+    loop.add_argument("--loop-hours", type=float, default=6.0, metavar="H", help="experiment")
     loop.add_argument(
         "--loop-maps",
         choices=("truth", "model"),
@@ -218,7 +219,7 @@ def run(args: argparse.Namespace) -> int:
 
         loop = closed_loop_benchmarks(
             fields=tuple(args.loop_fields),
-            size=max(args.sizes) if args.sizes != [512] else 256,
+            size=args.loop_size,
             hours=args.loop_hours,
             maps=args.loop_maps,
         )
