@@ -185,7 +185,17 @@ def closed_loop_benchmarks(
             why = why.split(" (")[0]
         else:
             why = "burst centred on another cell"
+        why = f"{o.kind}: {why}"
         missed[why] = missed.get(why, 0) + 1
+    delays: dict[str, list[float]] = {"translocation": [], "apoptosis": []}
+    for o in onsets:  # onset → the first trigger on its cell by its rule, minutes
+        later = [
+            t
+            for rule, cid, t in triggers
+            if cid == o.cell_id and KIND[rule] == o.kind and t >= o.time_s
+        ]
+        if later:
+            delays[o.kind].append((min(later) - o.time_s) / 60.0)
     onset_of: dict[tuple[str, int], float] = {}
     for o in dish.onsets:
         onset_of.setdefault((o.kind, o.cell_id), o.time_s)
@@ -229,6 +239,10 @@ def closed_loop_benchmarks(
             "imaged": len(imaged),
             "by_kind": {
                 k: sum(o.kind == k for o in onsets) for k in ("translocation", "apoptosis")
+            },
+            "detection_delay_min": {k: _stats(v) for k, v in delays.items()},
+            "imaged_by_kind": {
+                k: sum(o.kind == k for o in imaged) for k in ("translocation", "apoptosis")
             },
             "missed": missed,
             "triggers": len(triggers),
