@@ -113,6 +113,8 @@ def test_refusals_dry_run_no_stacking_rate_limit_and_left_field(tmp_path):
         assert src.events.pending() == 0
         gone = src.request_action("image_cell", AcquireOptions(), CellEvent(0, 9, "r", 500, 5), f)
         assert gone.status.startswith("skipped") and "left the field" in gone.status
+        gfp = src.request_action("image_cell", AcquireOptions(channels=("gfp",)), ev, f)
+        assert "no channel preset 'gfp'" in gfp.status
         slow = AcquireOptions(frames=3, interval_s=0.3, min_gap_s=60)
         first = src.request_action("image_cell", slow, ev, f)
         again = src.request_action("image_cell", AcquireOptions(), ev, f)
@@ -131,7 +133,7 @@ def test_refusals_dry_run_no_stacking_rate_limit_and_left_field(tmp_path):
         src.close()
     assert fresh.index > f.index
     assert dish.dose["nuclear"].sum() == 0  # the dry run lit nothing
-    assert src.actions.summary() == {"dry_run": 1, "skipped": 4, "done": 2}
+    assert src.actions.summary() == {"dry_run": 1, "skipped": 5, "done": 2}
 
 
 def test_rate_makes_the_plan_fast_while_it_holds():

@@ -256,3 +256,13 @@ def test_the_shipped_simulated_config_loads_and_images():
     assert len(frames) == 2 and frames[0].shape == (512, 512)
     assert frames[0].meta["stage_x_um"] == pytest.approx(0.0)
     assert 100 < float(frames[0].image.mean()) < 4095  # lit brightfield, 12-bit
+
+
+def test_a_plan_naming_an_unknown_channel_is_one_line_before_acquiring():
+    dish = small_dish()
+    plan = Plan(channel="gfp", channel_group=CHANNEL_GROUP, rounds=1)
+    src = simulated_source(dish, plan=plan)
+    with pytest.raises(SourceError, match="no channel preset 'gfp'") as e:
+        src.open()
+    assert "\n" not in str(e.value) and dish.exposures == 0
+    src.close()

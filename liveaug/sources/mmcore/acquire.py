@@ -50,10 +50,6 @@ def _finish_writes() -> None:
         t.join(30.0)
 
 
-#: Channel taken beside the action's channels at each burst time point.
-BRIGHTFIELD = "brightfield"
-
-
 @dataclass
 class ActionRecord:
     """One requested action, what became of it, and what it acquired."""
@@ -75,6 +71,10 @@ class ActionRecord:
     """running → done / incomplete; or dry_run, skipped: <why>, fast."""
     target_um: tuple[float, float] | None = None
     channels: tuple[str, ...] = ()
+    """Presets of each burst time point, in order; the last is ``main``."""
+    main: str | None = None
+    """The burst's main plane (the plan's channel, e.g. brightfield; else the first of
+    ``channels``): the image plane of its session, the others its ``channels``."""
     expected: int = 0
     acquired: int = 0
     started_ns: int | None = None
@@ -180,6 +180,12 @@ class ActionRunner:
             return f"rate limit ({options.min_gap_s:g} s between {kind} actions of this rule)"
         if kind != "image_cell":
             return None
+        presets = self.source.channel_presets()
+        plan_channel = self.source.plan.channel
+        wanted = (*options.channels, *([plan_channel] if plan_channel else []))
+        missing = [c for c in wanted if c not in presets]
+        if missing:
+            return f"no channel preset {missing[0]!r} (presets: {sorted(presets)})"
         h, w = frame.shape
         if not (0 <= rec.x_px < w and 0 <= rec.y_px < h):
             return f"cell {rec.cell_id} has left the field"
@@ -220,8 +226,11 @@ class ActionRunner:
             frame.pixel_size_um,
             frame.meta.get("pixel_affine"),
         )
-        # the fluorescence first (what the event is about), brightfield after it
-        rec.channels = (*(c for c in options.channels if c != BRIGHTFIELD), BRIGHTFIELD)
+        # the fluorescence first (what the event is about), the plan's channel after it
+        main = self.source.plan.channel
+        fluo = tuple(c for c in options.channels if c != main)
+        rec.channels = (*fluo, main) if main else fluo
+        rec.main = main or fluo[0]
         rec.expected = options.frames * len(rec.channels)
         self._last_start[("image_cell", rec.rule)] = time.monotonic()
         x, y = rec.target_um
@@ -250,7 +259,7 @@ class ActionRunner:
                         x_pos=x,
                         y_pos=y,
                         channel=channel,
-                        exposure=plan_exposure if ch == BRIGHTFIELD else options.exposure_ms,
+                        exposure=plan_exposure if ch == main else options.exposure_ms,
                         metadata={
                             "liveaug_action": rec.id,
                             "rule": rec.rule,
@@ -330,14 +339,14 @@ class ActionRunner:
                 log.warning("recording an action failed: %s", one_line(exc))
 
     def _write_session(self, rec: ActionRecord) -> None:
-        """The burst as a liveaug session: brightfield + the action's channels per time point."""
+        """The burst as a liveaug session: the main plane + the other channels per time point."""
         from liveaug.session import SessionWriter
 
         assert self.record_dir is not None
         by_t: dict[int, dict[str, Frame]] = {}
         for f in rec.frames:
             by_t.setdefault(int(f.meta.get("burst_frame", 0)), {})[str(f.meta["channel"])] = f
-        extra = tuple(c for c in rec.channels if c != BRIGHTFIELD)
+        extra = tuple(c for c in rec.channels if c != rec.main)
         first = rec.frames[0]
         path = self.record_dir / f"action_{rec.id:04d}_cell{rec.cell_id}_{rec.rule}.ome.zarr"
         with SessionWriter(
@@ -353,7 +362,7 @@ class ActionRunner:
                 planes = by_t[k]
                 if not all(c in planes for c in rec.channels):
                     continue  # a time point a device failed on
-                bf = planes[BRIGHTFIELD]
+                bf = planes[str(rec.main)]
                 meta = {**bf.meta, "channels": {c: planes[c].meta for c in extra}}
                 writer.append(
                     Frame(

@@ -130,6 +130,14 @@ class MMSource:
             here = tuple(core.getXYPosition())  # "where the stage is", so actions return here
             positions = [p if p is not None else here for p in self.plan.positions]
             self.plan = dataclasses.replace(self.plan, positions=positions)
+        names = [self.plan.channel, *(n for n, _ in self.plan.extra_channels)]
+        unknown = [n for n in names if n is not None and n not in self.channel_presets()]
+        if unknown:
+            raise SourceError(
+                f"{self.name}: no channel preset {unknown[0]!r} in group "
+                f"{self.plan.channel_group or core.getChannelGroup()!r}",
+                f"use one of {sorted(self.channel_presets())}",
+            )
         if self.plan.exposure_ms is None:  # the plan's own, so it returns to it after actions
             self.plan = dataclasses.replace(self.plan, exposure_ms=float(core.getExposure()))
         bits = _bit_depth(core)
@@ -198,6 +206,13 @@ class MMSource:
         if self.actions is not None:
             self.actions.close()
         self._finish()
+
+    def channel_presets(self) -> set[str]:
+        """The presets of the plan's channel group (the core's channel group by default)."""
+        group = self.plan.channel_group or self.core.getChannelGroup()
+        if not group or not self.core.isGroupDefined(group):
+            return set()
+        return set(self.core.getAvailableConfigs(group))
 
     # -- actions (called by the rule engine) ---------------------------------------------------
     def request_action(self, kind: str, options: Any, event: Any, frame: Frame) -> Any:
