@@ -226,3 +226,22 @@ def test_stage_target_follows_the_pixel_affine():
     # Micro-Manager's uncalibrated default is not taken for 1 µm/px
     unset = (1.0, 0.0, 0.0, 0.0, 1.0, 0.0)
     assert stage_target((0, 0), (59.5, 39.5), (40, 80), 0.5, unset) == pytest.approx((10.0, 10.0))
+
+
+def test_without_a_folder_only_the_latest_bursts_keep_their_frames():
+    from liveaug.sources.mmcore.acquire import ActionRunner
+
+    src, _ = running_source()
+    src.actions = ActionRunner(src, keep=1)
+    try:
+        f = src.read(timeout_s=10)
+        cid, x, y = central_cell(f)
+        opts = AcquireOptions(frames=1)
+        a = src.request_action("image_cell", opts, CellEvent(f.index, cid, "a", x, y), f)
+        assert wait_for(lambda: a.status == "done")
+        b = src.request_action("image_cell", opts, CellEvent(f.index, cid, "b", x, y), f)
+        assert wait_for(lambda: b.status == "done")
+    finally:
+        src.close()
+    assert a.frames == [] and len(b.frames) == 2  # reporter + brightfield
+    assert [fr.meta["channel"] for fr in b.frames] == ["reporter", "brightfield"]

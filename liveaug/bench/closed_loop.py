@@ -82,6 +82,7 @@ def closed_loop_benchmarks(
     from liveaug.analysis.events import parse_rule
     from liveaug.analysis.positions import PositionAnalyzer
     from liveaug.errors import EndOfStream
+    from liveaug.sources.mmcore.acquire import ActionRunner
     from liveaug.sources.mmcore.devices import CHANNEL_GROUP
     from liveaug.sources.mmcore.dish import DOSE_BIN_PX, IRRADIANCE, SimulatedDish
     from liveaug.sources.mmcore.schedule import Plan
@@ -122,6 +123,7 @@ def closed_loop_benchmarks(
     rules = [parse_rule({**r, "actions": ["image_cell"], "acquire": acquire}) for r in RULES]
     predictor = make_predictor(maps, models=None, metadata={"simulation": config.to_dict()})
     src = simulated_source(dish, plan=plan)
+    src.actions = ActionRunner(src, keep=1_000_000)  # every burst's frames, for the scoring
     analyzer = PositionAnalyzer(lambda: Analyzer(rules=list(rules), keep_history=False), source=src)
     roles = sorted(analyzer.required_roles)
     compute_ms: list[float] = []

@@ -110,20 +110,27 @@ class ActionRunner:
         Open (its MDA running); actions are inserted into ``source.events``.
     record_dir : path, optional
         Where each burst is written as a session (and ``actions.jsonl`` logs every request);
-        None keeps bursts in memory (``ActionRecord.frames``).
+        None keeps the frames of the latest ``keep`` bursts in memory (``ActionRecord.frames``).
     max_running : int
         Bursts that may run at once (a second one takes its frames in the gaps of the first,
         each at its own cadence); a request beyond that is refused, so actions never stack up.
     """
 
     def __init__(
-        self, source: Any, *, record_dir: str | Path | None = None, max_running: int = 2
+        self,
+        source: Any,
+        *,
+        record_dir: str | Path | None = None,
+        max_running: int = 2,
+        keep: int = 64,
     ) -> None:
         self.source = source
         self.record_dir = Path(record_dir) if record_dir is not None else None
         self.records: list[ActionRecord] = []
         self._by_id: dict[int, ActionRecord] = {}
         self.max_running = max_running
+        self.keep = keep
+        self._kept: list[ActionRecord] = []  # bursts whose frames are in memory
         self._pending: list[ActionRecord] = []  # bursts not finished yet
         self._last_start: dict[tuple[str, str], float] = {}
         self._lock = threading.Lock()
@@ -306,6 +313,12 @@ class ActionRunner:
         self._log_record(rec)
         if self.record_dir is not None and rec.frames:
             self._submit("session", rec)
+        elif rec.frames:  # memory only: the latest bursts keep their frames
+            if not self._kept:
+                log.info("action bursts are kept in memory only; give a folder to record them")
+            self._kept.append(rec)
+            while len(self._kept) > self.keep:
+                self._kept.pop(0).frames = []
 
     # -- recording (a writer thread) ------------------------------------------------------------
     def _log_record(self, rec: ActionRecord) -> None:
