@@ -245,3 +245,18 @@ def test_without_a_folder_only_the_latest_bursts_keep_their_frames():
         src.close()
     assert a.frames == [] and len(b.frames) == 2  # reporter + brightfield
     assert [fr.meta["channel"] for fr in b.frames] == ["reporter", "brightfield"]
+
+
+def test_closing_mid_burst_keeps_what_the_burst_took(tmp_path):
+    src, _ = running_source(tmp_path)
+    try:
+        f = src.read(timeout_s=10)
+        cid, x, y = central_cell(f)
+        opts = AcquireOptions(frames=4, interval_s=5.0)  # 15 s: the run stops long before
+        rec = src.request_action("image_cell", opts, CellEvent(f.index, cid, "r", x, y), f)
+        assert wait_for(lambda: rec.acquired >= 2)  # the first time point is in
+    finally:
+        src.close()
+    assert rec.status == "incomplete" and rec.acquired == 2
+    s = Session.open(rec.session)
+    assert len(s) == 1 and set(s.frame(0).channels) == {"reporter"}

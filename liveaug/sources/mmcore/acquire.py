@@ -394,7 +394,11 @@ class ActionRunner:
         rec.frames = []  # on disk now
 
     def close(self, timeout_s: float = 10.0) -> None:
-        """Write what is pending and stop the writer thread."""
+        """End bursts the acquisition left unfinished (what they took is kept), write what is
+        pending and stop the writer thread."""
+        with self._lock:
+            for rec in list(self._pending):
+                self._finish(rec, "incomplete")
         if self._writer is not None:
             self._writes.put(None)
             self._writer.join(timeout_s)

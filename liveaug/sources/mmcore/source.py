@@ -130,6 +130,11 @@ class MMSource:
             here = tuple(core.getXYPosition())  # "where the stage is", so actions return here
             positions = [p if p is not None else here for p in self.plan.positions]
             self.plan = dataclasses.replace(self.plan, positions=positions)
+        if not self.plan.positions or self.plan.interval_s < 0:
+            raise SourceError(
+                f"{self.name}: a plan needs at least one position and an interval ≥ 0",
+                "give positions (or None: where the stage is) and interval_s",
+            )
         names = [self.plan.channel, *(n for n, _ in self.plan.extra_channels)]
         unknown = [n for n in names if n is not None and n not in self.channel_presets()]
         if unknown:
