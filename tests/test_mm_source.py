@@ -266,3 +266,15 @@ def test_a_plan_naming_an_unknown_channel_is_one_line_before_acquiring():
         src.open()
     assert "\n" not in str(e.value) and dish.exposures == 0
     src.close()
+
+
+def test_nobody_reading_never_stalls_the_instrument():
+    dish = small_dish()
+    plan = Plan(interval_s=0.0, channel="brightfield", channel_group=CHANNEL_GROUP, rounds=8)
+    src = MMSource(simulated_core(dish), plan=plan, dish=dish, queue_frames=3)
+    src.open()
+    assert src._done.wait(10)  # all 8 taken without a reader
+    frames = read_all(src, 10)
+    src.close()
+    assert dish.exposures == 8 and src.counts["dropped"] == 5
+    assert [f.index for f in frames] == [5, 6, 7]  # the newest kept

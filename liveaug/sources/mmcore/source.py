@@ -31,6 +31,8 @@ from liveaug.sources.mmcore.schedule import EventQueue, Plan
 
 log = logging.getLogger(__name__)
 
+#: Plan frames waiting for ``read`` at most (beyond that the oldest is dropped and counted).
+FRAME_QUEUE = 256
 #: Distance between the commanded and the reported stage position that counts as a failed move.
 STAGE_TOLERANCE_UM = 0.5
 
@@ -59,6 +61,8 @@ class MMSource:
         How the source names itself.
     action_dir : path, optional
         Where actions record their bursts (one session each) and ``actions.jsonl``.
+    queue_frames : int
+        Plan frames that may wait for ``read``; beyond that the oldest is dropped and counted.
     """
 
     fault = Signal(object)
@@ -72,6 +76,7 @@ class MMSource:
         dish: Any = None,
         name: str = "Micro-Manager",
         action_dir: str | Path | None = None,
+        queue_frames: int = FRAME_QUEUE,
     ) -> None:
         self.core = core
         self.action_dir = action_dir
@@ -81,7 +86,7 @@ class MMSource:
         self.events: EventQueue | None = None
         self.actions: Any = None
         """An :class:`~liveaug.sources.mmcore.acquire.ActionRunner` acting through this source."""
-        self._frames: queue.Queue[Frame | None] = queue.Queue(maxsize=256)
+        self._frames: queue.Queue[Frame | None] = queue.Queue(maxsize=queue_frames)
         self._partial: Frame | None = None  # main-channel frame waiting for its extras
         self._thread: threading.Thread | None = None
         self._index = 0
@@ -262,10 +267,16 @@ class MMSource:
         self._index += 1
         if self.actions is not None:
             self.actions.on_plan_frame()
-        try:
-            self._frames.put(frame, timeout=1.0)
-        except queue.Full:  # nobody reads: keep acquiring, count what is lost
-            self.counts["dropped"] += 1
+        while True:  # the instrument never waits for a reader: when nobody reads (paused),
+            try:  # the oldest frame waiting makes room, counted
+                self._frames.put_nowait(frame)
+                return
+            except queue.Full:
+                try:
+                    self._frames.get_nowait()
+                    self.counts["dropped"] += 1
+                except queue.Empty:
+                    pass
 
     def to_frame(self, img: np.ndarray, event: Any, meta: Any, index: int) -> Frame:
         """Frame ``index`` from the MDA's image, event and frame metadata (plan frames and each
