@@ -186,8 +186,9 @@ class MMSource:
         the acquisition ended."""
         if self._thread is None and not self._done.is_set():
             self.open()
-        try:
-            frame = self._frames.get(timeout=timeout_s)
+        try:  # after the end only what is left (the end marker may not have fit)
+            done = self._done.is_set()
+            frame = self._frames.get_nowait() if done else self._frames.get(timeout=timeout_s)
         except queue.Empty:
             if self._done.is_set():
                 raise EndOfStream from None
