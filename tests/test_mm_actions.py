@@ -260,3 +260,44 @@ def test_closing_mid_burst_keeps_what_the_burst_took(tmp_path):
     assert rec.status == "incomplete" and rec.acquired == 2
     s = Session.open(rec.session)
     assert len(s) == 1 and set(s.frame(0).channels) == {"reporter"}
+
+
+def test_rate_stays_fast_while_the_cell_stays_in_its_state():
+    src, _ = running_source(interval_s=30.0)
+    try:
+        f = src.read(timeout_s=10)
+        rule = parse_rule(
+            {
+                "name": "big",
+                "column": "area_px",
+                "above": 100,
+                "actions": ["rate"],
+                "acquire": {"fast_interval_s": 0.05, "hold_s": 20.0},
+            }
+        )
+        engine = RuleEngine([rule])
+        engine.source = src
+
+        def observe(area):
+            table = CellTable(
+                {
+                    "cell_id": np.array([7]),
+                    "x": np.array([50.0]),
+                    "y": np.array([50.0]),
+                    "area_px": np.array([area]),
+                }
+            )
+            return engine.update(f, table)
+
+        assert observe(50) == [] and src.events.fast_until() is None  # outside the state
+        assert len(observe(500)) == 1  # enters: fires, fast for 20 s
+        first = src.events.fast_until()
+        time.sleep(0.01)
+        assert observe(500) == []  # still in the state: no new event, the hold moves on
+        assert src.events.fast_until() > first
+        held = src.events.fast_until()
+        observe(50)  # left the state: the hold is not extended
+        assert src.events.fast_until() == held
+    finally:
+        src.close()
+    assert [r.status for r in src.actions.records] == ["fast"]

@@ -14,7 +14,8 @@ them out::
         interval_s: 0          # between burst frames
         min_gap_s: 10          # at most one action of this rule per 10 s
         fast_interval_s: 2     # rate: the plan's interval while the event lasts
-        hold_s: 60             # rate: how long a trigger keeps it fast
+        hold_s: 60             # rate: fast until this long after the cell was last seen in
+                               # its state (the event lasts while the rule's condition holds)
         dry_run: false         # log what would be done, do nothing
 """
 

@@ -244,6 +244,7 @@ class RuleEngine:
     ) -> list[CellEvent]:
         """Advance every rule by one frame; returns the events fired (actions already run)."""
         fired: list[tuple[Rule, int]] = []
+        lasting: dict[Rule, None] = {}
         ids = table["cell_id"] if len(table) else np.zeros(0, np.int64)
         self._tick += 1
         if self._tick % 100 == 0:  # forget cells gone for 50 frames (live runs never end)
@@ -283,6 +284,8 @@ class RuleEngine:
                 if not st.fired and st.run >= rule.frames and (st.seen_outside or not rule.entry):
                     st.fired = True
                     fired.append((rule, i))
+                elif st.fired and hit and "rate" in rule.actions:
+                    lasting[rule] = None  # a fired cell still in the state: keep imaging fast
         events = []
         for rule, i in fired:
             ev = CellEvent(
@@ -296,6 +299,12 @@ class RuleEngine:
             self.counts[rule.name] += 1
             events.append(ev)
             self._act(rule, ev, frame, table, i, prediction, labels)
+        sustain = getattr(self.source, "sustain_action", None)
+        for rule in lasting if sustain is not None else ():
+            try:
+                sustain("rate", rule.acquire or AcquireOptions(), rule.name)
+            except Exception as exc:
+                log.warning("action rate (sustained) failed: %s", exc)
         return events
 
     def _act(

@@ -9,8 +9,8 @@ into the running queue-driven MDA (:class:`~liveaug.sources.mmcore.schedule.Even
 - ``image_cell`` centres the cell with the pixel→stage calibration, takes a burst of
   ``frames`` time points ``interval_s`` apart (brightfield and each of ``channels`` at each),
   and the plan resumes after it, back at its own positions;
-- ``rate`` makes the plan's time-lapse fast (``fast_interval_s``) for ``hold_s`` after each
-  trigger, then sparse again.
+- ``rate`` makes the plan's time-lapse fast (``fast_interval_s``) while the event lasts —
+  ``hold_s`` past the last observation of a fired cell still in its state — then sparse again.
 
 Every request becomes an :class:`ActionRecord` (what, for which cell and event, why not), and
 each burst is written as a small liveaug session (``action_0001_cell12_rule.ome.zarr``: burst
@@ -131,6 +131,7 @@ class ActionRunner:
         self.max_running = max_running
         self.keep = keep
         self._kept: list[ActionRecord] = []  # bursts whose frames are in memory
+        self._fast_rules: set[str] = set()  # rules whose rate action made the plan fast
         self._pending: list[ActionRecord] = []  # bursts not finished yet
         self._last_start: dict[tuple[str, str], float] = {}
         self._lock = threading.Lock()
@@ -220,7 +221,18 @@ class ActionRunner:
             )
             return
         self.source.events.hold_interval(options.fast_interval_s, options.hold_s)
+        self._fast_rules.add(rec.rule)
         rec.status = "fast"
+
+    def sustain(self, kind: str, options: AcquireOptions, rule: str) -> None:
+        """While a cell ``rule`` fired for stays in its state, ``rate`` holds the fast interval
+        (no new record: the trigger's stands for the episode; a refused trigger sustains
+        nothing)."""
+        events = getattr(self.source, "events", None)
+        if kind != "rate" or options.dry_run or events is None or events.stopped:
+            return
+        if rule in self._fast_rules:
+            events.hold_interval(options.fast_interval_s, options.hold_s)
 
     def _image_cell(self, options: AcquireOptions, rec: ActionRecord, frame: Frame) -> None:
         """Centre the cell, burst in its channels, let the plan resume."""

@@ -123,6 +123,11 @@ class EventQueue:
             self._round_due = min(self._round_due, self._last_round_start + interval_s)
             self._cond.notify_all()
 
+    def fast_until(self) -> float | None:
+        """Clock time the fast interval lasts until (None: sparse)."""
+        with self._cond:
+            return self._fast[1] if self._fast is not None else None
+
     def interval_s(self) -> float:
         """The interval in force now (fast while a ``rate`` action holds)."""
         with self._cond:

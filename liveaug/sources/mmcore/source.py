@@ -234,6 +234,12 @@ class MMSource:
             self.actions = ActionRunner(self, record_dir=self.action_dir)
         return self.actions.request(kind, options, event, frame)
 
+    def sustain_action(self, kind: str, options: Any, rule: str) -> None:
+        """A cell ``rule`` fired for is still in its state: ``rate`` stays fast ``hold_s``
+        from now."""
+        if self.actions is not None:
+            self.actions.sustain(kind, options, rule)
+
     # -- the MDA thread ------------------------------------------------------------------------
     def _on_frame(self, img: np.ndarray, event: Any, meta: Any) -> None:
         """Turn one MDA frame into a Frame: plan frames to ``read``, action frames recorded."""
