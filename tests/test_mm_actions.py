@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import threading
 import time
@@ -115,6 +116,10 @@ def test_refusals_dry_run_no_stacking_rate_limit_and_left_field(tmp_path):
         assert gone.status.startswith("skipped") and "left the field" in gone.status
         gfp = src.request_action("image_cell", AcquireOptions(channels=("gfp",)), ev, f)
         assert "no channel preset 'gfp'" in gfp.status
+        src.plan = dataclasses.replace(src.plan, channel=None)  # and no plan channel either
+        none = src.request_action("image_cell", AcquireOptions(channels=()), ev, f)
+        assert "no channels to image" in none.status
+        src.plan = dataclasses.replace(src.plan, channel="brightfield")
         slow = AcquireOptions(frames=3, interval_s=0.3, min_gap_s=60)
         first = src.request_action("image_cell", slow, ev, f)
         again = src.request_action("image_cell", AcquireOptions(), ev, f)
@@ -133,7 +138,7 @@ def test_refusals_dry_run_no_stacking_rate_limit_and_left_field(tmp_path):
         src.close()
     assert fresh.index > f.index
     assert dish.dose["nuclear"].sum() == 0  # the dry run lit nothing
-    assert src.actions.summary() == {"dry_run": 1, "skipped": 5, "done": 2}
+    assert src.actions.summary() == {"dry_run": 1, "skipped": 6, "done": 2}
 
 
 def test_rate_makes_the_plan_fast_while_it_holds():

@@ -192,6 +192,8 @@ class ActionRunner:
         plan_channel = self.source.plan.channel
         wanted = (*options.channels, *([plan_channel] if plan_channel else []))
         missing = [c for c in wanted if c not in presets]
+        if not wanted:
+            return "no channels to image (give acquire: channels)"
         if missing:
             return f"no channel preset {missing[0]!r} (presets: {sorted(presets)})"
         h, w = frame.shape
