@@ -16,7 +16,9 @@ import gc
 import logging
 import os
 
-os.environ.setdefault("PYMM_LOG_FILE", "0")
+# its log file handler is removed below; pointed at the null device it creates no file either
+# (PYMM_LOG_FILE "0" still means the default file in the user's data folder)
+os.environ.setdefault("PYMM_LOG_FILE", os.devnull)
 # liveaug's engine relays signals to the GUI itself: the MDA's frames must arrive on the MDA
 # thread (psygnal), not be queued to a Qt main thread (pymmcore-plus' choice when Qt runs)
 os.environ.setdefault("PYMM_SIGNALS_BACKEND", "psygnal")
