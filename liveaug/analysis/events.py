@@ -28,7 +28,10 @@ cells already in it when first seen); ``rearm: n`` lets it fire again once the c
 outside the state for ``n`` observations. Actions: ``log`` (logger + the event log, e.g. the JSONL
 file of ``liveaug replay --events``), ``snapshot`` (crop of the frame, maps and labels around the
 cell into ``snapshot_dir``), ``hook`` (a callable ``hook(event, context)`` that may act on the
-source — set a camera ROI around the cell, raise the frame rate).
+source — set a camera ROI around the cell, raise the frame rate), and the acquisition actions
+``image_cell`` / ``rate`` with their ``acquire:`` settings (:mod:`liveaug.analysis.actions`),
+which a source that drives a microscope carries out (``request_action``, see
+``liveaug.sources.mmcore``); elsewhere they are skipped with one log line.
 """
 
 from __future__ import annotations
@@ -45,12 +48,13 @@ from typing import Any
 import numpy as np
 import yaml
 
+from liveaug.analysis.actions import ACQUISITION_ACTIONS, AcquireOptions, parse_acquire
 from liveaug.errors import LiveaugError
 from liveaug.frame import CellEvent, CellTable, Frame, Prediction
 
 log = logging.getLogger(__name__)
 
-ACTIONS = ("log", "snapshot", "hook")
+ACTIONS = ("log", "snapshot", "hook", *ACQUISITION_ACTIONS)
 DEFAULT_RULES = Path(__file__).with_name("rules.yaml")
 
 
@@ -79,6 +83,8 @@ class Rule:
     unreliable: bool = False
     """Fire on cells whose ``reliability`` is below the model card's threshold too (by default a
     cell the model does not know how to read is not observed at all for this rule)."""
+    acquire: AcquireOptions | None = None
+    """Settings of the acquisition actions (``image_cell``, ``rate``; see ``actions``)."""
 
     def test(self, values: np.ndarray) -> np.ndarray:
         """Where ``values`` satisfy the level condition (NaN never does)."""
@@ -175,6 +181,8 @@ def parse_rule(d: Any, where: str | Path = "rules") -> Rule:
         raise _config_error(
             where, f"rule {d['name']!r}: action 'hook' needs 'hook: module:function'"
         )
+    if "acquire" in d or any(a in ACQUISITION_ACTIONS for a in actions):
+        d["acquire"] = parse_acquire(d.get("acquire"), where, name)
     if all(d.get(k) is None for k in ("above", "below", "equals")):
         raise _config_error(where, f"rule {d['name']!r}: give 'above', 'below' or 'equals'")
     if d.get("equals") is not None:
@@ -264,6 +272,7 @@ class RuleEngine:
     ) -> list[CellEvent]:
         """Advance every rule by one frame; returns the events fired (actions already run)."""
         fired: list[tuple[Rule, int]] = []
+        lasting: dict[Rule, None] = {}
         ids = table["cell_id"] if len(table) else np.zeros(0, np.int64)
         trust = prediction.trust if prediction is not None else None
         reliable = np.ones(len(ids), bool)
@@ -309,6 +318,8 @@ class RuleEngine:
                 if not st.fired and st.run >= rule.frames and (st.seen_outside or not rule.entry):
                     st.fired = True
                     fired.append((rule, i))
+                elif st.fired and hit and "rate" in rule.actions:
+                    lasting[rule] = None  # a fired cell still in the state: keep imaging fast
         events = []
         for rule, i in fired:
             ev = CellEvent(
@@ -322,6 +333,12 @@ class RuleEngine:
             self.counts[rule.name] += 1
             events.append(ev)
             self._act(rule, ev, frame, table, i, prediction, labels)
+        sustain = getattr(self.source, "sustain_action", None)
+        for rule in lasting if sustain is not None else ():
+            try:
+                sustain("rate", rule.acquire or AcquireOptions(), rule.name)
+            except Exception as exc:
+                log.warning("action rate (sustained) failed: %s", exc)
         return events
 
     def _act(
@@ -360,6 +377,17 @@ class RuleEngine:
                 self.hooks[rule.hook](ev, HookContext(frame, prediction, row, self.source))
             except Exception as exc:  # a user hook must not stop the analysis
                 log.warning("event hook %s failed: %s", rule.hook, exc)
+        for kind in (a for a in rule.actions if a in ACQUISITION_ACTIONS):
+            request = getattr(self.source, "request_action", None)
+            if request is None:
+                if kind not in self._missing:
+                    self._missing.add(kind)
+                    log.warning("action %s skipped: the source cannot drive a microscope", kind)
+                continue
+            try:
+                request(kind, rule.acquire or AcquireOptions(), ev, frame)
+            except Exception as exc:  # the microscope's trouble must not stop the analysis
+                log.warning("action %s for cell %d failed: %s", kind, ev.cell_id, exc)
 
 
 def _plain(v: Any) -> Any:

@@ -20,7 +20,18 @@ HELP = (
     "and print a table; --json writes the figures to a file."
 )
 
-SECTIONS = ("simulator", "camera", "models", "analysis", "pipeline", "display", "batch")
+SECTIONS = (
+    "simulator",
+    "camera",
+    "models",
+    "analysis",
+    "pipeline",
+    "display",
+    "batch",
+    "closed-loop",
+)
+#: Sections a plain ``liveaug bench`` leaves out (they run an experiment of their own).
+OPT_IN = ("closed-loop",)
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -52,6 +63,18 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "microscope live, or a GenICam camera (--cti, --device …; --fps defaults to 30)",
     )
     p.add_argument("--json", type=Path, metavar="OUT.json", help="also write results as JSON")
+    loop = p.add_argument_group("closed loop (--only closed-loop)")
+    loop.add_argument(
+        "--loop-fields", type=int, nargs=2, default=(3, 3), metavar=("R", "C"), help="dish"
+    )
+    loop.add_argument("--loop-size", type=int, default=256, metavar="PX", help="field side")
+    loop.add_argument("--loop-hours", type=float, default=6.0, metavar="H", help="experiment")
+    loop.add_argument(
+        "--loop-maps",
+        choices=("truth", "model"),
+        default="truth",
+        help="truth maps (default) or the shipped models",
+    )
     cam = p.add_argument_group("camera (with --source camera)")
     add_camera_arguments(cam)  # type: ignore[arg-type]
 
@@ -123,7 +146,7 @@ def _print_table(section: str, results: dict[str, Any]) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Run the chosen sections in one process so ratios compare like with like."""
-    sections = args.only or (["batch"] if args.batch else list(SECTIONS))
+    sections = args.only or (["batch"] if args.batch else [s for s in SECTIONS if s not in OPT_IN])
     if "batch" in sections:  # named before the other sections run, not after them
         from liveaug.batch import require_dask
 
@@ -196,6 +219,17 @@ def run(args: argparse.Namespace) -> int:
 
         report["display"] = display_benchmarks((512, 2048), seconds=args.seconds)
         _print_table("display (real window; xvfb-run when headless)", report["display"])
+    if "closed-loop" in sections:
+        from liveaug.bench.closed_loop import closed_loop_benchmarks
+
+        loop = closed_loop_benchmarks(
+            fields=tuple(args.loop_fields),
+            size=args.loop_size,
+            hours=args.loop_hours,
+            maps=args.loop_maps,
+        )
+        report["closed_loop"] = loop
+        _print_table("closed loop (simulated dish through pymmcore-plus)", loop)
     if args.json:
         args.json.write_text(json.dumps(report, indent=2))
         print(f"\nwrote {args.json}")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from liveaug.commands.argtypes import positive_float, positive_int
+from liveaug.commands.mm_args import add_mm_arguments
 from liveaug.commands.viewer_args import add_viewer_arguments
 
 HELP = (
@@ -36,6 +37,16 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="prediction maps from the shipped models, or from the simulator's truth "
         "(auto: models when installed, else truth — the HUD names which)",
     )
+    p.add_argument(
+        "--mm",
+        action="store_true",
+        help="drive the simulated microscope through pymmcore-plus (Python devices on a dish "
+        "of --mm-fields fields): stage, channels and event actions (image_cell, rate) work",
+    )
+    p.add_argument(
+        "--mm-fields", type=int, nargs=2, default=(3, 3), metavar=("R", "C"), help="dish size"
+    )
+    add_mm_arguments(p, config=False)
     add_viewer_arguments(p)
 
 
@@ -63,7 +74,13 @@ def run(args: argparse.Namespace) -> int:
     config = SimulationConfig(
         height=args.size[0], width=args.size[1], seed=args.seed, truth=(maps == "truth")
     ).with_(biology__density=args.density, biology__reporter=args.reporter)
-    source = SimulatedMicroscope(config, fps=args.fps)
+    if args.mm:
+        from liveaug.commands.mm_args import mm_demo_source
+
+        config = config.with_(biology__reporter=True)
+        source = mm_demo_source(args, config, fps=args.fps, fields=tuple(args.mm_fields))
+    else:
+        source = SimulatedMicroscope(config, fps=args.fps)
     metadata = {"simulation": config.to_dict()}
     pipeline = live_pipeline(
         source,

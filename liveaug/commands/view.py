@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from liveaug.commands.camera_args import add_camera_arguments, camera_from_args
+from liveaug.commands.mm_args import add_mm_arguments
 from liveaug.commands.predictor_args import add_nuclei_channel_argument
 from liveaug.commands.viewer_args import add_viewer_arguments
 
@@ -17,6 +18,7 @@ HELP = (
 def add_arguments(p: argparse.ArgumentParser) -> None:
     """Camera options, then what makes the maps."""
     add_camera_arguments(p)
+    add_mm_arguments(p, config=True)
     add_viewer_arguments(p)
     add_nuclei_channel_argument(p)
 
@@ -25,8 +27,13 @@ def run(args: argparse.Namespace) -> int:
     """Camera → pipeline → window; closing the window releases the camera."""
     from liveaug.viewer.app import live_pipeline, qt_app, replay_factory, show
 
+    if args.mm_config is not None:  # a bad config is one line before any window opens
+        from liveaug.commands.mm_args import mm_source_from_config
+
+        camera = mm_source_from_config(args)
     qt_app()  # no screen: one line now, before models load
-    camera = camera_from_args(args)  # every frame reaches the recorder; compute takes the newest
+    if args.mm_config is None:
+        camera = camera_from_args(args)  # every frame reaches the recorder; compute the newest
     pipeline = live_pipeline(
         camera,
         maps="model",
@@ -45,6 +52,8 @@ def run(args: argparse.Namespace) -> int:
             views=args.views,
             nuclei_channel=args.nuclei_channel,
         ),
-        title=f"liveaug — camera {args.device or ''}".strip(),
+        title=f"liveaug — {camera.name}"
+        if args.mm_config is not None
+        else f"liveaug — camera {args.device or ''}".strip(),
         frames=args.frames,
     )
