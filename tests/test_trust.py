@@ -84,3 +84,16 @@ def test_tables_carry_each_cells_and_the_frames_reliability(predictor):
     assert ((rel >= 0) & (rel <= 1)).all() and np.median(rel) > 0.05
     assert (frame_rel == pred.trust.frame).all()
     assert cells.units["reliability"] == "1"
+
+
+def test_real_images_from_other_instruments_are_all_flagged(predictor):
+    from liveaug.errors import LiveaugError
+    from liveaug.foreign import IMAGES, foreign_report
+
+    familiar = [predictor.predict(_frame(seed)).trust.frame for seed in (1, 2, 3, 4)]
+    try:
+        report = foreign_report(predictor, familiar)
+    except LiveaugError as exc:
+        pytest.skip(f"real images cannot be fetched: {exc}")
+    assert set(report["images"]) == {name for name, *_ in IMAGES}
+    assert report["flagged_fraction"] == 1.0 and report["auroc"] == 1.0

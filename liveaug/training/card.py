@@ -11,8 +11,10 @@ from liveaug.training.data import DOMAIN_CONTRASTS, NEVER_SEEN_CONTRAST, SHIFTED
 from liveaug.training.model import FEATURE_STRIDE, STRIDE
 
 FEATURES_NOTE = "what the network sees at each place (decoder features): reliability, embeddings"
-#: Settings whose frames count as the model's own in the reliability figures.
-FAMILIAR = ("in_distribution", *DOMAIN_CONTRASTS)
+#: Settings whose frames count as a model's own in the reliability figures: the clean
+#: held-out sessions, and the trained contrast modes for a model trained on many microscopes.
+FAMILIAR_CLEAN = ("in_distribution",)
+FAMILIAR_DOMAINS = ("in_distribution", *DOMAIN_CONTRASTS)
 
 
 def card_figures(acc: dict[str, Any]) -> dict[str, dict[str, float]]:
@@ -23,10 +25,12 @@ def card_figures(acc: dict[str, Any]) -> dict[str, dict[str, float]]:
     }
 
 
-def trust_figures(acc: dict[str, Any]) -> dict[str, Any]:
+def trust_figures(acc: dict[str, Any], familiar_settings: tuple[str, ...]) -> dict[str, Any]:
     """How well frame reliability tells each unfamiliar setting from the familiar ones (AUROC),
     the share of frames flagged per setting, and the per-cell error correlation."""
-    familiar = [r for s in FAMILIAR if s in acc for r in acc[s].get("frame_reliability", [])]
+    familiar = [
+        r for s in familiar_settings if s in acc for r in acc[s].get("frame_reliability", [])
+    ]
     out: dict[str, Any] = {"flagged": {}, "auroc_vs_familiar": {}, "cell_error_spearman": {}}
     for setting, v in acc.items():
         if "frame_reliability" not in v:
@@ -34,7 +38,7 @@ def trust_figures(acc: dict[str, Any]) -> dict[str, Any]:
         out["flagged"][setting] = round(float(v["flagged_fraction"]), 4)
         if "reliability_error_spearman" in v:
             out["cell_error_spearman"][setting] = round(float(v["reliability_error_spearman"]), 3)
-        if setting not in FAMILIAR:
+        if setting not in familiar_settings:
             rel = v["frame_reliability"]
             out["auroc_vs_familiar"][setting] = round(
                 auroc([1 - r for r in familiar], [1 - r for r in rel]), 4
@@ -96,7 +100,9 @@ def model_card(report: dict[str, Any], variant: str) -> str:
         + f" | {_fmt(acc[m].get('flagged_fraction'))} |"
         for m in modes
     )
-    trust = trust_figures(acc)
+    familiar_settings = FAMILIAR_DOMAINS if meta.get("domains") else FAMILIAR_CLEAN
+    trust = trust_figures(acc, familiar_settings)
+    familiar_note = "many microscopes, DIC never" if meta.get("domains") else "the clean microscope"
     trust_rows = "\n".join(
         f"| {s} | {trust['flagged'].get(s, float('nan')):.3f} | "
         f"{_fmt(trust['auroc_vs_familiar'].get(s, '–'))} | "
@@ -186,15 +192,17 @@ Held-out sessions of randomly drawn microscopes in each contrast mode ({n_eval} 
 
 ## Reliability
 
-Every frame gets a reliability in [0, 1] from the `features` output: the mean distance of its
-feature pixels from the training features (principal components and the residual outside them),
-ranked among fresh training-distribution frames (`reliability.npz`, an attachment); each cell
-likewise among training cells. 0.5 is a typical training frame; frames below the threshold
-({trust_threshold(report)}) are flagged, and event rules ignore flagged cells unless a rule says
+Every frame gets a reliability in [0, 1] from the `features` output: its features are projected
+on the 32 leading principal axes of training features (whitened), the frame is described by each
+axis' mean and spread over it, and the Mahalanobis distance of that description from those of
+fresh frames drawn as the training frames were ({familiar_note}) is ranked among held-back ones
+(`reliability.npz`, an attachment). A cell is described by each axis' mean inside it and ranked
+among training cells. 0.5 is a typical training frame; frames below the threshold
+({trust_threshold(report)}) are flagged, and event rules ignore cells below it unless a rule says
 `unreliable: true`. Per setting: the share of frames flagged, how well the frame reliability
-tells that setting from the familiar ones (AUROC, familiar = the clean held-out sessions and the
-trained contrast modes), and Spearman ρ of per-cell reliability against the per-cell virtual
-DAPI error (negative: less reliable cells err more).
+tells that setting from the model's own (AUROC; own = {", ".join(familiar_settings)}), and
+Spearman ρ of per-cell reliability against the per-cell virtual DAPI error (negative: less
+reliable cells err more).
 
 | setting | flagged | AUROC vs familiar | ρ(reliability, cell error) |
 | --- | --- | --- | --- |

@@ -16,7 +16,13 @@ from liveaug.inference import Predictor
 from liveaug.model_eval import cell_means, measure, measure_domains, scored_cells
 from liveaug.reliability import RELIABILITY_FILE
 from liveaug.sources.simulated import SimulatedMicroscope
-from liveaug.training.card import card_figures, model_card, trust_figures
+from liveaug.training.card import (
+    FAMILIAR_CLEAN,
+    FAMILIAR_DOMAINS,
+    card_figures,
+    model_card,
+    trust_figures,
+)
 from liveaug.training.data import (
     BIN,
     INPUT_PIXEL_UM,
@@ -284,6 +290,7 @@ def finish_model(
         "train_config": {k: v for k, v in cfg.__dict__.items()},
         "eval": {"sessions": eval_sessions, "frames": eval_frames},
         "machine": _cpu_name(),
+        "domains": domains,
         "date": time.strftime("%Y-%m-%d"),
     }
     report["meta"] = meta
@@ -305,7 +312,10 @@ def finish_model(
             extra_config={
                 **extra,
                 "accuracy": card_figures(report["accuracy"][variant]),
-                "reliability": trust_figures(report["accuracy"][variant]),
+                "reliability": trust_figures(
+                    report["accuracy"][variant],
+                    FAMILIAR_DOMAINS if domains else FAMILIAR_CLEAN,
+                ),
             },
             attachments=attachments,
         )

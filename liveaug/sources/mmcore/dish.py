@@ -25,7 +25,12 @@ import numpy as np
 from liveaug.frame import Truth
 from liveaug.sources.simulated.biology import Population
 from liveaug.sources.simulated.config import SimulationConfig
-from liveaug.sources.simulated.optics import Brightfield, Sensor, blur, fluorescence_psf_sigma_px
+from liveaug.sources.simulated.optics import (
+    Sensor,
+    TransmittedLight,
+    blur,
+    fluorescence_psf_sigma_px,
+)
 from liveaug.sources.simulated.render import Renderer
 from liveaug.sources.simulated.truth import cell_table
 
@@ -104,7 +109,7 @@ class SimulatedDish:
             c.biology, self.dish_px[0], self.dish_px[1], self.px_um, np.random.default_rng(seeds[0])
         )
         self.renderer = Renderer(c.height, c.width, self.px_um, c.seed)
-        self.brightfield = Brightfield(c.height, c.width, c.optics)
+        self.brightfield = TransmittedLight(c.height, c.width, c.optics)
         self.sensor = Sensor(c.camera, np.random.default_rng(seeds[1]))
         r_nuc = 0.42 * c.biology.cell_radius_um / self.px_um
         self._dapi_scale = c.camera.fluo_photons * math.pi * r_nuc**2 * 0.5
