@@ -14,10 +14,11 @@ from model_support import SHIPPED, copy_shipped, edit_rdf
 
 from liveaug.cli import main
 from liveaug.frame import ROLES, Prediction
-from liveaug.inference import Predictor, check_model, probe_providers
+from liveaug.inference import Predictor, check_model
 from liveaug.model_eval import Accumulator, pearson
 from liveaug.model_zoo import ModelError, load_model, sha256_of
 from liveaug.preprocess import bin_image, pad_to_multiple, zero_mean_unit_variance
+from liveaug.providers import probe_providers
 from liveaug.sources.simulated import SimulatedMicroscope, SimulationConfig
 from liveaug.views import VIEW_COUNTS, VIEWS, turn, turn_back
 
@@ -36,7 +37,8 @@ def frame():
 
 def test_provider_probe_is_quiet_and_one_line():
     code = (
-        "from liveaug.inference import probe_providers, Predictor\n"
+        "from liveaug.inference import Predictor\n"
+        "from liveaug.providers import probe_providers\n"
         "print(probe_providers().line())\n"
         "Predictor(threads=1)\n"
     )

@@ -12,8 +12,9 @@ from pathlib import Path
 from typing import Any
 
 from liveaug.frame import ROLES
-from liveaug.inference import CPU, SHORT, Predictor, probe_providers
+from liveaug.inference import Predictor
 from liveaug.model_zoo import find_models
+from liveaug.providers import CPU, SHORT, probe_providers
 from liveaug.sources.simulated import SimulatedMicroscope, SimulationConfig
 from liveaug.timing import time_calls
 from liveaug.views import VIEW_COUNTS

@@ -17,8 +17,9 @@ import numpy as np
 import yaml
 
 from liveaug.frame import PHASE_CLASSES, ROLES
-from liveaug.inference import CPU, open_session, preprocess
+from liveaug.inference import open_session, preprocess
 from liveaug.model_zoo import load_model, sha256_of
+from liveaug.providers import CPU
 from liveaug.training.export import INPUT, OPSET
 from liveaug.training.model import OUTPUTS, STRIDE
 
