@@ -3,7 +3,7 @@ and with test-time views (``Predictor(views=…)``).
 
 The per-output figures tell the pipeline what switching an overlay off saves, the views what
 their accuracy costs. GPU providers are timed at 512² and 2048² whenever
-:func:`liveaug.inference.probe_providers` finds them.
+:func:`liveaug.providers.probe_providers` finds them.
 """
 
 from __future__ import annotations
