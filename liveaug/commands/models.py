@@ -80,6 +80,10 @@ def _info(args: argparse.Namespace) -> int:
     acc = ((spec.rdf.get("config") or {}).get("liveaug") or {}).get("accuracy")
     if acc:
         print("  accuracy  " + json.dumps(acc))
+    from liveaug.training.finetune_card import chain  # no torch
+
+    for line in chain(spec):
+        print("  lineage   " + line)
     return 0
 
 
