@@ -91,17 +91,15 @@ def run(args: argparse.Namespace) -> int:
     words += ["--minutes", f"{args.minutes:g}", "--holdout", f"{args.holdout:g}"]
     words += ["--steps", str(args.steps)] if args.steps else []
     command = "liveaug finetune " + shlex.join(words)
-    with progress(args.steps, "finetune", unit="step") as bar:
-        result = finetune(
-            args.sessions,
-            targets,
-            args.out,
-            init=args.init,
-            cfg=cfg,
-            command=command,
-            log=bar.write,
-            bar=bar,
-        )
+    result = finetune(
+        args.sessions,
+        targets,
+        args.out,
+        init=args.init,
+        cfg=cfg,
+        command=command,
+        progress_bar=lambda total: progress(total, "finetune", unit="step"),
+    )
     for name in ("parent", "fine_tuned"):
         s = result.figures[name]
         print(f"{name:>10}: " + ", ".join(f"{r} r {s[f'{r}_r']:.3f}" for r in targets))

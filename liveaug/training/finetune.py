@@ -15,6 +15,7 @@ few crops is too small to estimate them.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import json
 import math
@@ -272,10 +273,11 @@ def finetune(
     cfg: FinetuneConfig | None = None,
     command: str = "",
     log: Callable[[str], None] = print,
-    bar: Any = None,
+    progress_bar: Callable[[int | None], Any] | None = None,
 ) -> Result:
     """Fine-tune the parent model (``init``, default the shipped one) on the ``targets`` (role →
-    channel) of ``sessions`` and write the model folder ``out`` (complete, or not at all)."""
+    channel) of ``sessions`` and write the model folder ``out`` (complete, or not at all).
+    ``progress_bar(total_steps)`` makes the training's progress bar (a context manager)."""
     cfg = cfg or FinetuneConfig()
     t_start = time.monotonic()
     until = t_start + 60.0 * cfg.minutes
@@ -318,16 +320,17 @@ def finetune(
     if loss_of(figures["heads"], roles) > loss_of(figures["parent"], roles):
         net.load_state_dict(parent_state)  # the parent's heads were better: start from them
     reserve = min(max(30.0, 0.1 * 60.0 * cfg.minutes), 0.5 * 60.0 * cfg.minutes)
-    net, history = train_network(
-        net,
-        (x[~held], {r: target[r][~held] for r in roles}),
-        (x[held], held_t),
-        cfg,
-        dev,
-        until=until - reserve,
-        log=log,
-        bar=bar,
-    )
+    with progress_bar(cfg.steps) if progress_bar else contextlib.nullcontext() as bar:
+        net, history = train_network(
+            net,
+            (x[~held], {r: target[r][~held] for r in roles}),
+            (x[held], held_t),
+            cfg,
+            dev,
+            until=until - reserve,
+            log=bar.write if bar is not None else log,
+            bar=bar,
+        )
     figures["fine_tuned"] = scores(predict(net, x[held], dev, roles), held_t)
     log("fine-tuned on the held-out frames: " + json.dumps(figures["fine_tuned"]))
     data = [
@@ -338,6 +341,7 @@ def finetune(
             "held_out": [i for (s, i), h in zip(where, held, strict=True) if s == k and h],
             "pixel_size_um": p.pixel_size_um,
             "offsets_px": {targets[r]: list(o) for r, o in p.offsets.items()},
+            "offsets_measured_px": {targets[r]: list(o) for r, o in p.measured.items()},
             "units": {targets[r]: [float(f"{v:.6g}") for v in u] for r, u in p.units.items()},
         }
         for k, p in enumerate(pairs)
