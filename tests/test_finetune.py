@@ -21,6 +21,7 @@ from liveaug.training.paired import (
     estimate_offset,
     fit_units,
     local_contrast,
+    shift_back,
     split_holdout,
 )
 
@@ -71,6 +72,17 @@ def test_estimate_offset_finds_a_known_misregistration():
             dy, dx = estimate_offset(contrast, [s - np.median(s) for s in stains])
             error = np.hypot(dy - shift[0], dx - shift[1])
             assert error <= tolerance, (role, shift, dy, dx)
+
+
+def test_shift_back_undoes_a_shift_to_a_fraction_of_a_pixel():
+    y, x = np.mgrid[0:64, 0:64].astype(np.float32)
+    ramp = 3 * y + 5 * x  # bilinear interpolation is exact on a plane
+    moved = ramp - 3 * 2.5 - 5 * (-1.25)  # the ramp moved by (2.5, -1.25) pixels
+    back = shift_back(moved, 2.5, -1.25)
+    np.testing.assert_allclose(back[4:-4, 4:-4], ramp[4:-4, 4:-4], atol=1e-3)
+    np.testing.assert_array_equal(
+        shift_back(_shifted(ramp, 3, -2), 3, -2)[3:-3, 3:-3], ramp[3:-3, 3:-3]
+    )
 
 
 def test_fit_units_recovers_a_linear_camera():

@@ -65,11 +65,13 @@ class FinetuneConfig:
     """Training crop, model output pixels (the input crop is twice as large)."""
     lr: float = 5e-4
     """Peak learning rate of the whole-network stage (the parent trained at 3e-3)."""
-    eval_every: int = 20
-    patience: int = 5
+    eval_every: int = 50
+    patience: int = 8
     """Held-out checks without improvement before stopping."""
     threads: int = 2
     seed: int = 0
+    turns: bool = False
+    """Train on turned and mirrored crops too (:class:`Crops`)."""
 
 
 @dataclass
@@ -180,20 +182,54 @@ def fit_heads(net: UNet, x: np.ndarray, target: dict[str, np.ndarray], dev: torc
         heads[r].bias.copy_(w[-1:].float())
 
 
-def _batches(x: np.ndarray, target: dict[str, np.ndarray], cfg: FinetuneConfig) -> Any:
-    """Random flipped / rotated crops of the training frames (:class:`~train.Batches`)."""
-    from liveaug.training.train import Batches
+class Crops:
+    """Random crops of the training frames (input ``f`` = 2 × the targets' size), as tensors.
 
-    n, h, w = next(iter(target.values())).shape
-    zeros = np.zeros((n, h, w), np.float32)
-    data = {
-        "x": x,
-        "dapi": target.get("dapi", zeros),
-        "membrane": target.get("membrane", zeros),
-        "phase": np.zeros((n, h, w), np.uint8),
-        "apoptosis": np.zeros((n, h, w), np.uint8),
-    }
-    return Batches(data, min(cfg.crop, h, w), cfg.batch, cfg.seed)
+    By default the crops keep the microscope's orientation: DIC shear, oblique light and a
+    camera's mounting make a user's images anisotropic, and a turned crop would show a
+    microscope the user does not have. ``turns`` adds the 90° turns and flips of training
+    (for isotropic optics, brightfield or phase contrast).
+    """
+
+    def __init__(self, x: np.ndarray, target: dict[str, np.ndarray], cfg: FinetuneConfig) -> None:
+        self.x, self.target = x, target
+        self.n, self.h, self.w = next(iter(target.values())).shape
+        self.crop = min(cfg.crop, self.h, self.w)
+        self.batch, self.turns = cfg.batch, cfg.turns
+        self.rng = np.random.default_rng(cfg.seed)
+
+    def __call__(self) -> dict[str, torch.Tensor]:
+        """One batch: ``x`` ``(B, 1, 2c, 2c)`` and each target ``(B, 1, c, c)``."""
+        from liveaug.views import turn
+
+        c, rng = self.crop, self.rng
+        xs: list[np.ndarray] = []
+        ts: dict[str, list[np.ndarray]] = {r: [] for r in self.target}
+        for i in rng.integers(0, self.n, self.batch):
+            y0, x0 = int(rng.integers(0, self.h - c + 1)), int(rng.integers(0, self.w - c + 1))
+            k, flip = (
+                (int(rng.integers(0, 4)), bool(rng.integers(0, 2))) if self.turns else (0, False)
+            )
+            xs.append(
+                turn(self.x[i, BIN * y0 : BIN * (y0 + c), BIN * x0 : BIN * (x0 + c)], k, flip)
+            )
+            for r, t in self.target.items():
+                ts[r].append(turn(t[i, y0 : y0 + c, x0 : x0 + c], k, flip))
+        out = {"x": torch.from_numpy(np.stack(xs).astype(np.float32)[:, None])}
+        for r, v in ts.items():
+            out[r] = torch.from_numpy(np.stack(v).astype(np.float32)[:, None])
+        return out
+
+
+def rate(step: int, planned: int | None) -> float:
+    """Fraction of the peak learning rate at ``step``: a linear warm-up over the first 5 % of
+    the planned steps (the refitted heads are not thrown about), then a cosine to zero."""
+    if planned is None:  # the first steps, before the budget is known in steps
+        return 0.1
+    warm = max(1, planned // 20)
+    if step < warm:
+        return (step + 1) / warm
+    return 0.5 * (1 + math.cos(math.pi * min(1.0, (step - warm) / max(1, planned - warm))))
 
 
 def train_network(
@@ -211,7 +247,7 @@ def train_network(
     frames and the held-out history. Stops at ``cfg.steps``, at time ``until`` (monotonic),
     or after ``cfg.patience`` checks without improvement."""
     roles = list(train[1])
-    batches = _batches(train[0], train[1], cfg)
+    batches = Crops(train[0], train[1], cfg)
     net.train()
     for m in net.modules():  # BatchNorm keeps its statistics (see the module docstring)
         if isinstance(m, torch.nn.BatchNorm2d):
@@ -232,9 +268,8 @@ def train_network(
                 bar.refresh()
         if (planned is not None and step >= planned) or time.monotonic() >= until:
             break
-        frac = step / planned if planned else 0.0
         for g in opt.param_groups:
-            g["lr"] = cfg.lr * 0.5 * (1 + math.cos(math.pi * min(frac, 1.0)))
+            g["lr"] = cfg.lr * rate(step, planned)
         net.train()
         for m in net.modules():
             if isinstance(m, torch.nn.BatchNorm2d):

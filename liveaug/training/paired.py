@@ -26,6 +26,7 @@ nearer the true units was measured on simulated sessions (``docs/finetune.md``).
 from __future__ import annotations
 
 import hashlib
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -147,7 +148,18 @@ def overlap(shape: tuple[int, int], dy: int, dx: int) -> tuple[slice, slice]:
     """(rows, cols) of the reference that the moving image (the reference moved by (dy, dx)
     pixels) also shows; the moving image's are these plus (dy, dx)."""
     h, w = shape
+    dy, dx = int(dy), int(dx)
     return slice(max(0, -dy), h - max(0, dy)), slice(max(0, -dx), w - max(0, dx))
+
+
+def shift_back(image: np.ndarray, dy: float, dx: float) -> np.ndarray:
+    """``image`` (the reference moved by (dy, dx), a fraction of a pixel included) moved back
+    onto the reference's grid (bilinear); the edge it uncovers repeats the nearest pixels."""
+    m = np.float32([[1, 0, dx], [0, 1, dy]])
+    h, w = image.shape
+    flags = cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP
+    img = np.asarray(image, np.float32)
+    return cv2.warpAffine(img, m, (w, h), flags=flags, borderMode=cv2.BORDER_REPLICATE)
 
 
 def load_session(
@@ -195,13 +207,12 @@ def load_session(
     for role, stack in stacks.items():
         dy, dx = found[role]
         pairs.offsets[role] = (round(dy * ratio, 2), round(dx * ratio, 2))
-        iy, ix = round(dy), round(dx)
-        ry, rx = overlap((h, w), iy, ix)
+        ry, rx = overlap((h, w), math.ceil(abs(dy)) * np.sign(dy), math.ceil(abs(dx)) * np.sign(dx))
         crop = (
             slice(max(crop[0].start, ry.start), min(crop[0].stop, ry.stop)),
             slice(max(crop[1].start, rx.start), min(crop[1].stop, rx.stop)),
         )
-        moved[role] = [np.roll(s, (-iy, -ix), axis=(0, 1)) for s in stack]
+        moved[role] = [shift_back(s, dy, dx) for s in stack]
     hh = (crop[0].stop - crop[0].start) // BIN * BIN
     ww = (crop[1].stop - crop[1].start) // BIN * BIN
     ys = slice(crop[0].start, crop[0].start + hh)
