@@ -54,7 +54,17 @@ def score(folder: Path, session: Path, threads: int) -> dict[str, float]:
     """DAPI and membrane r of a model on a session's frames against their truth."""
     s = evaluate(iter(Session.open(session)), Predictor([folder], threads=threads))
     keys = ("dapi_r", "membrane_r", "phase_balanced_accuracy", "apoptosis_f1")
-    return {k: round(float(s[k]), 4) for k in keys if k in s}
+    out = {k: round(float(s[k]), 4) for k in keys if k in s}
+    if "frame_reliability" in s:
+        out["frame_reliability"] = round(float(np.mean(s["frame_reliability"])), 3)
+    return out
+
+
+def reliability_on(folder: Path, session: Path, threads: int) -> float | None:
+    """Mean frame reliability a model gives a session's frames (None without statistics)."""
+    pred = Predictor([folder], threads=threads)
+    scores = [pred.predict(f, roles=("dapi",)).trust for f in Session.open(session)]
+    return round(float(np.mean([t.frame for t in scores])), 3) if scores[0] else None
 
 
 def plot(points: list[dict[str, float]], out: Path) -> None:
@@ -122,6 +132,10 @@ def run() -> None:
     args = ap.parse_args()
     args.work.mkdir(parents=True, exist_ok=True)
     held = simulate(args.work / "eval_seed42.ome.zarr", 8, 42, args.size)
+    other = args.work / "brightfield_seed43.ome.zarr"  # the microscope the parent was made for
+    if not other.exists():
+        argv = [str(other), "--frames", "4", "--size", str(args.size), str(args.size)]
+        assert liveaug(["simulate", *argv, "--seed", "43", "--interval", "1200"]) == 0
     parent = load_model(args.init)
     points = [{"frames": 0, **score(args.init, held, args.threads)}]
     runs = [(args.frames, args.minutes)]
@@ -146,6 +160,7 @@ def run() -> None:
             "offsets_px": lineage["data"][0]["offsets_px"],
             "held_out_frames_of_run": lineage["figures"],
             **score(out, held, args.threads),
+            "frame_reliability_on_brightfield": reliability_on(out, other, args.threads),
         }
         results.append(res)
         points.append({"frames": n, "dapi_r": res["dapi_r"], "membrane_r": res["membrane_r"]})

@@ -13,21 +13,19 @@ from liveaug.errors import LiveaugError
 from liveaug.frame import Frame
 from liveaug.model_zoo import ModelSpec, find_models, load_model, sha256_of
 
-#: Fewer paired frames than this are cut into quadrants for the reliability statistics (their
-#: frame-level Gaussians need more descriptions than dimensions to be more than a guess).
-QUADRANTS_BELOW = 16
-
 
 def cells_of(
     raw_x: np.ndarray, maps: dict[str, np.ndarray], pixel_size_um: float
 ) -> Iterator[tuple[Frame, np.ndarray]]:
-    """Each paired frame (raw brightfield at the model's sampling; its quadrants when there are
-    few frames) with the cells segmented from its real stains, in the model's units, the way
-    liveaug segments virtual ones."""
+    """Each paired frame's quadrants (raw brightfield at the model's sampling) with the cells
+    segmented from its real stains, in the model's units, the way liveaug segments virtual
+    ones. Quadrants: a user brings tens of frames, and the frame-level Gaussian of the
+    reliability statistics needs more descriptions than that (64 dimensions); a quadrant's
+    description varies more than a whole frame's, which errs towards trusting this microscope."""
     from liveaug.analysis.segmentation import segment
 
-    n, h, w = raw_x.shape
-    parts = 2 if n < QUADRANTS_BELOW and min(h, w) >= 128 else 1
+    h, w = raw_x.shape[1:]
+    parts = 2 if min(h, w) >= 128 else 1
     for i, image in enumerate(raw_x):
         labels = segment(maps["dapi"][i], maps["membrane"][i], pixel_size_um=2 * pixel_size_um)
         full = np.kron(labels.labels, np.ones((2, 2), labels.labels.dtype))
