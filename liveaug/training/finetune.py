@@ -36,6 +36,7 @@ from torch.nn import functional as F
 from liveaug.errors import LiveaugError
 from liveaug.model_eval import pearson
 from liveaug.model_zoo import ModelSpec, load_model
+from liveaug.training.finetune_card import WEIGHTS
 from liveaug.training.model import UNet
 from liveaug.training.paired import (
     BIN,
@@ -47,8 +48,8 @@ from liveaug.training.paired import (
     stacked_raw,
 )
 
-#: Loss weight per stain (as in training: DAPI counts most).
-LOSS_WEIGHTS = {"dapi": 10.0, "membrane": 3.0}
+#: Loss weight per stain (as in training: DAPI counts most); the card reads the same.
+LOSS_WEIGHTS = WEIGHTS
 
 
 @dataclass(frozen=True)

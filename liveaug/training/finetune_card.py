@@ -37,6 +37,10 @@ def cells_of(
             yield frame, full[ys, xs]
 
 
+#: The held-out criterion's weights (as :data:`liveaug.training.finetune.LOSS_WEIGHTS`).
+WEIGHTS = {"dapi": 10.0, "membrane": 3.0}
+
+
 def _row(name: str, s: dict[str, float], roles: list[str]) -> str:
     return f"| {name} | " + " | ".join(f"{s[f'{r}_r']:.3f}" for r in roles) + " |"
 
@@ -76,6 +80,10 @@ def card(parent: ModelSpec, lineage: dict[str, Any]) -> str:
             f"{len(d['held_out'])} | {offs} | {units} |"
         )
     cfg = lineage["config"]
+    hist = lineage.get("history") or [{"step": 0}]
+    steps = hist[-1]["step"]
+    best = min(hist, key=lambda h: sum(w * h[f"{r}_mse"] for r, w in WEIGHTS.items() if r in roles))
+    crops = "flips and 90° turns" if cfg.get("turns") else "in the microscope's own orientation"
     lines += [
         "",
         "## How",
@@ -86,9 +94,10 @@ def card(parent: ModelSpec, lineage: dict[str, Any]) -> str:
         "overlap) and put into the parent's units by a straight line fitted, per session, to "
         "the parent's prediction on the training frames (nucleus-sized squares, the worst 10 % "
         "dropped). The named heads were refitted by least squares on the frozen backbone, then "
-        f"the whole network trained at a peak rate of {cfg['lr']:g} (cosine, AdamW, "
-        f"{cfg['batch']} crops of {cfg['crop']} output pixels, flips and 90° turns), keeping "
-        "the weights best on the held-out frames. Phase and apoptosis heads are the parent's; "
+        f"the whole network trained at a peak rate of {cfg['lr']:g} (warm-up and cosine, AdamW, "
+        f"{cfg['batch']} crops of {cfg['crop']} output pixels {crops}) for {steps} steps, "
+        f"keeping the weights best on the held-out frames (step {best['step']}). "
+        "Phase and apoptosis heads are the parent's; "
         "the backbone under them moved, so their figures are not re-measured here.",
         "",
         "Reliability statistics (`reliability.npz`) are fitted on these sessions' frames "
