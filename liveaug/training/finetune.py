@@ -222,15 +222,14 @@ class Crops:
         return out
 
 
-def rate(step: int, planned: int | None) -> float:
-    """Fraction of the peak learning rate at ``step``: a linear warm-up over the first 5 % of
-    the planned steps (the refitted heads are not thrown about), then a cosine to zero."""
-    if planned is None:  # the first steps, before the budget is known in steps
-        return 0.1
-    warm = max(1, planned // 20)
-    if step < warm:
-        return (step + 1) / warm
-    return 0.5 * (1 + math.cos(math.pi * min(1.0, (step - warm) / max(1, planned - warm))))
+def rate(progress: float) -> float:
+    """Fraction of the peak learning rate at ``progress`` (0 → 1 through the steps or the time
+    budget): a linear warm-up over the first 5 % (the refitted heads are not thrown about),
+    then a cosine to zero."""
+    warm = 0.05
+    if progress < warm:
+        return max(progress, 0.002) / warm
+    return 0.5 * (1 + math.cos(math.pi * min(1.0, (progress - warm) / (1 - warm))))
 
 
 def train_network(
@@ -261,16 +260,17 @@ def train_network(
     t0, step, stale = time.monotonic(), 0, 0
     planned = cfg.steps
     while True:
-        if planned is None and step == 3:  # the time budget in steps, from the first ones
-            per = (time.monotonic() - t0) / 3
-            planned = step + max(1, int((until - time.monotonic()) / (per * 1.1)))
-            if bar is not None:
-                bar.total = planned
-                bar.refresh()
-        if (planned is not None and step >= planned) or time.monotonic() >= until:
+        now = time.monotonic()
+        if (planned is not None and step >= planned) or now >= until:
             break
+        # the schedule follows the steps when they are fixed, the clock otherwise (a machine
+        # whose speed changes under other work still ends the cosine at the budget)
+        progress = step / planned if planned else (now - t0) / max(until - t0, 1e-9)
+        if planned is None and bar is not None and step and step % 10 == 0:
+            bar.total = int(step / max(progress, 1e-9))  # the ETA: steps at this pace
+            bar.refresh()
         for g in opt.param_groups:
-            g["lr"] = cfg.lr * rate(step, planned)
+            g["lr"] = cfg.lr * rate(progress)
         net.train()
         for m in net.modules():
             if isinstance(m, torch.nn.BatchNorm2d):
