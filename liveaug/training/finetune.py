@@ -68,7 +68,8 @@ class FinetuneConfig:
     """Peak learning rate of the whole-network stage (the parent trained at 3e-3)."""
     eval_every: int = 50
     patience: int = 8
-    """Held-out checks without improvement before stopping."""
+    """Held-out checks without improvement before stopping (counted in the second half of the
+    schedule, once the rate has come down)."""
     threads: int = 2
     seed: int = 0
     turns: bool = False
@@ -290,7 +291,7 @@ def train_network(
             history.append({"step": step, **s})
             if loss_of(s, roles) < best_loss:
                 best_loss, best_state, stale = loss_of(s, roles), copy.deepcopy(net.state_dict()), 0
-            else:
+            elif progress >= 0.5:  # at a high rate the held-out loss wanders; it counts later
                 stale += 1
             log(f"step {step}: held-out " + " ".join(f"{k} {v:g}" for k, v in s.items()))
             if stale >= cfg.patience:
