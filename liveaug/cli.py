@@ -30,6 +30,7 @@ COMMANDS: dict[str, str] = {
     "batch": "batch",
     "models": "models",
     "train": "train",
+    "finetune": "finetune",
     "replay": "replay",
     "analysis": "analysis",
 }

@@ -106,7 +106,15 @@ FIGURES: dict[str, str] = {
     "mitosis_recall": "mitosis recall",
     "apoptosis_f1": "apoptosis, per-cell F1",
 }
-SETTINGS = {"in_distribution": "held-out", "shifted": "shifted*"}
+SETTINGS = {
+    "in_distribution": "held-out",
+    "shifted": "shifted*",
+    "brightfield": "other BF",
+    "phase_contrast": "phase c.",
+    "dic": "DIC",
+    "oblique": "oblique",
+    "qpi": "QPI",
+}
 
 
 def _info(args: argparse.Namespace) -> int:
@@ -129,6 +137,10 @@ def _info(args: argparse.Namespace) -> int:
     for oid in spec.outputs:
         role = next((r for r, o in spec.roles.items() if o == oid), "-")
         print(f"  output    {oid:<10} role {role:<10} axes {', '.join(spec.output_axes[oid])}")
+    from liveaug.training.finetune_card import chain  # no torch
+
+    for line in chain(spec):
+        print("  lineage   " + line)
     settings = [k for k in SETTINGS if isinstance(acc.get(k), dict)]
     if not settings:
         return 0
@@ -142,8 +154,16 @@ def _info(args: argparse.Namespace) -> int:
         cells = "".join("         -" if v is None else f"{v:10.3f}" for v in values)
         target = f"≥ {TARGETS[key]:.2f}" if key in TARGETS else ""
         print(f"    {label:<36}{cells}    {target}".rstrip())
+    rel = ((spec.rdf.get("config") or {}).get("liveaug") or {}).get("reliability") or {}
+    flagged = rel.get("flagged") or {}
+    if flagged:
+        cells = "".join(
+            "         -" if k not in flagged else f"{flagged[k]:10.0%}" for k in settings
+        )
+        print(f"    {'frames flagged as unreliable':<36}{cells}")
     if "shifted" in settings:
-        print("    * twice the trained defocus, a quarter of the light")
+        print("    * twice the trained defocus, a quarter of the light; other BF: brightfield of")
+        print("      other (randomly drawn) microscopes; DIC was never trained on")
     return 0
 
 

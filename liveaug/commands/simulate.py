@@ -7,8 +7,15 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import numpy as np
+
 from liveaug.commands.argtypes import positive_float, positive_int
+from liveaug.frame import Frame
 from liveaug.progress import progress
+from liveaug.sources.simulated.config import CONTRAST_MODES
+
+#: Names of the real channels ``--stain-channels`` records the true DAPI and membrane stains as.
+STAIN_CHANNELS = ("hoechst", "membrane")
 
 if TYPE_CHECKING:
     from liveaug.frame import Frame
@@ -91,6 +98,26 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="with --reporter: per-cell rate of the reporter moving into the nucleus, per hour "
         "of experiment time (default 0.01; raise it to test event rules on more events)",
     )
+    p.add_argument(
+        "--contrast",
+        choices=CONTRAST_MODES,
+        default="brightfield",
+        help="transmitted-light contrast mode (default brightfield)",
+    )
+    p.add_argument(
+        "--stain-channels",
+        action="store_true",
+        help=f"also record the true stains as real fluorescence channels {STAIN_CHANNELS} "
+        "(paired data for `liveaug finetune`)",
+    )
+    p.add_argument(
+        "--stain-shift",
+        type=int,
+        nargs=2,
+        default=(0, 0),
+        metavar=("DY", "DX"),
+        help="with --stain-channels: shift them by this many pixels (a misregistered camera)",
+    )
     p.add_argument("--overwrite", action="store_true", help="replace OUT if it exists")
 
 
@@ -115,12 +142,15 @@ def run(args: argparse.Namespace) -> int:
         biology__reporter=args.reporter,
         biology__translocation_rate_per_h=args.imports_per_h,
         optics__defocus_um=args.defocus,
+        optics__contrast=args.contrast,
         optics__magnification=args.magnification,
         camera__photons=args.photons,
         camera__bit_depth=args.bit_depth,
     )
     sim = SimulatedMicroscope(config)
     info = sim.open()
+    if args.stain_channels:
+        info = replace(info, channel_names=(*info.channel_names, *STAIN_CHANNELS))
     with (
         SessionWriter.for_source(
             args.out, info, frame_interval_s=args.interval, overwrite=args.overwrite
@@ -128,7 +158,25 @@ def run(args: argparse.Namespace) -> int:
         progress(args.frames, "simulate") as bar,
     ):
         for _ in range(args.frames):
-            writer.append(at_experiment_time(sim.read()))
+            frame = at_experiment_time(sim.read())
+            writer.append(with_stains(frame, args.stain_shift) if args.stain_channels else frame)
             bar.update()
     print(f"wrote {args.frames} frames to {args.out}")
     return 0
+
+
+def with_stains(frame: Frame, shift: tuple[int, int] = (0, 0)) -> Frame:
+    """``frame`` with its true DAPI and membrane stains also as real channels
+    (:data:`STAIN_CHANNELS`), moved by ``shift`` (dy, dx) pixels as a second camera might be."""
+    assert frame.truth is not None
+    stains = (frame.truth.dapi, frame.truth.membrane)
+    moved = {n: _shifted(img, *shift) for n, img in zip(STAIN_CHANNELS, stains, strict=True)}
+    return replace(frame, channels={**frame.channels, **moved})
+
+
+def _shifted(img: np.ndarray, dy: int, dx: int) -> np.ndarray:
+    """``img`` moved by (dy, dx) pixels, the uncovered edge filled with the nearest pixels."""
+    h, w = img.shape
+    pad = np.pad(img, ((abs(dy), abs(dy)), (abs(dx), abs(dx))), mode="edge")
+    y0, x0 = abs(dy) - dy, abs(dx) - dx
+    return pad[y0 : y0 + h, x0 : x0 + w]

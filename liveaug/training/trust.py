@@ -9,7 +9,7 @@ themselves, which the network has memorised in part. No torch here.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -60,15 +60,21 @@ def fit_reliability(
     threads: int = 2,
     threshold: float = DEFAULT_THRESHOLD,
     domains: bool = True,
+    frames: Iterable[tuple[Frame, np.ndarray]] | None = None,
 ) -> ReliabilityModel:
     """Statistics of model ``folder``'s features: pixels from the even sessions, the score
-    tables (frames and their truth cells) from the odd ones."""
+    tables (frames and their truth cells) from the odd ones. ``frames`` (a frame and its cell
+    labels, in groups of ``n_frames`` per session) replaces the simulated training-like ones:
+    a model fine-tuned on a user's microscope is fitted on that microscope's frames."""
     from liveaug.inference import Predictor
 
     pred = Predictor([folder], threads=threads)
     rng = np.random.default_rng(0)
     pixels, feats, labels = [], [], []
-    for i, frame in enumerate(training_like_frames(n_sessions, n_frames, domains=domains)):
+    if frames is None:
+        simulated = training_like_frames(n_sessions, n_frames, domains=domains)
+        frames = ((f, f.truth.cell_labels) for f in simulated if f.truth is not None)
+    for i, (frame, cell_labels) in enumerate(frames):
         p = pred.predict(frame, roles=("dapi",))
         if p.features is None:
             raise ValueError(f"{folder} has no features output to fit reliability on")
@@ -77,7 +83,6 @@ def fit_reliability(
             flat = p.features.reshape(c, -1).T
             pixels.append(flat[rng.choice(len(flat), min(pixels_per_frame, len(flat)), False)])
         else:
-            assert frame.truth is not None
             feats.append(p.features)
-            labels.append(frame.truth.cell_labels)
+            labels.append(cell_labels)
     return fit(np.concatenate(pixels), feats, labels, threshold=threshold)
