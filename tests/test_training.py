@@ -134,7 +134,7 @@ def test_train_command_end_to_end(tmp_path, capsys):
 
     out = tmp_path / "models" / "tiny"
     argv = ["train", "--out", str(out), "--cache", str(tmp_path / "c.npz")]
-    argv += ["--domain-cache", str(tmp_path / "d.npz"), "--domain-sessions", "1"]
+    argv += ["--domains", "--domain-cache", str(tmp_path / "d.npz"), "--domain-sessions", "1"]
     argv += ["--sessions", "1", "--frames", "1", "--steps", "2"]
     for stage in LATER_STAGES:
         argv += [f"--{stage.name}-steps", "1"]

@@ -5,11 +5,14 @@ stage 2 fine-tunes with the stains weighted up, stage 3 polishes with the membra
 apoptosis weighted up too, stage 4 goes on at half the learning rate with both weighted up
 further, stage 5 adds a loss on the DAPI map averaged over nucleus-sized squares (what per-cell
 integrated DAPI is read from), stage 6 widens the network (new channels start unused) and goes
-on with stage 5's losses, stage 7 goes on over many simulated microscopes (domain
-randomisation: contrast modes, light, cameras, samples; its own cache) — as the shipped weights
-were made; about 5 hours on 2 cores::
+on with stage 5's losses — as the shipped default weights were made; about 3¾ hours on 2
+cores::
 
     liveaug train --out models/liveaug-bf4
+
+``--domains`` goes on with stages 7 and 8 over many simulated microscopes (domain
+randomisation: contrast modes, light, cameras, samples; their own cache), as
+``models/liveaug-bf4-domains`` was made (``--no-int8``).
 
 Steps: (1) simulate and cache the training frames (skipped when the cache exists), (2) train on
 the CPU, (3) export ONNX and check it against PyTorch, (4) write the bioimage.io folder,
@@ -166,6 +169,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "--STAGE-loss-weights; see liveaug/commands/train.py for their defaults.",
     )
     recipe.add_argument(
+        "--domains",
+        action="store_true",
+        help="go on with the stages on many simulated microscopes (domains, domains2), as "
+        "models/liveaug-bf4-domains was made",
+    )
+    recipe.add_argument(
         "--domain-cache",
         type=Path,
         default=Path.home() / ".cache/liveaug/train_domains_480x4.npz",
@@ -287,7 +296,7 @@ def _cache(path: Path, args: argparse.Namespace, *, domains: bool) -> dict[str, 
 
 def domain_stages(args: argparse.Namespace) -> set[int]:
     """Numbers of the stages (1 = the first) that train on the domain-randomised cache."""
-    kept = [st for st in LATER_STAGES if _stage(args, st.name)[0] > 0]
+    kept = [st for st in LATER_STAGES if _runs(args, st)]
     return {n for n, st in enumerate(kept, 2) if st.domains}
 
 
@@ -335,7 +344,7 @@ def stage_configs(args: argparse.Namespace, work: Path) -> list[TrainConfig]:
     ]
     for st in LATER_STAGES:
         steps, lr, weights = _stage(args, st.name)
-        if steps > 0:
+        if _runs(args, st):
             prev = stages[-1].widths
             if st.widths and len(st.widths) == len(prev):
                 prev = tuple(max(a, b) for a, b in zip(st.widths, prev, strict=True))
@@ -352,6 +361,12 @@ def stage_configs(args: argparse.Namespace, work: Path) -> list[TrainConfig]:
                 )
             )
     return stages
+
+
+def _runs(args: argparse.Namespace, st: Stage) -> bool:
+    """Whether a later stage is part of this run: it has steps, and a stage on many microscopes
+    only with ``--domains`` (the default recipe makes the default, clean-microscope model)."""
+    return _stage(args, st.name)[0] > 0 and (args.domains or not st.domains)
 
 
 def _stage(args: argparse.Namespace, name: str) -> tuple[int, float, str]:
@@ -417,4 +432,5 @@ def _argv_summary(args: argparse.Namespace) -> str:
     ):
         if getattr(args, key) != default:
             parts.append(f"--{key.replace('_', '-')} {getattr(args, key)}")
+    parts += ["--domains"] * args.domains + ["--no-int8"] * (not args.int8)
     return " ".join(parts)
