@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from liveaug.model_eval import TARGETS, auroc
+from liveaug.reliability import DEFAULT_THRESHOLD
 from liveaug.sources.simulated.config import CONTRAST_MODES
 from liveaug.training.data import DOMAIN_CONTRASTS, NEVER_SEEN_CONTRAST, SHIFTED, TRAIN_RANGES
 from liveaug.training.model import FEATURE_STRIDE, STRIDE
@@ -198,7 +199,7 @@ axis' mean and spread over it, and the Mahalanobis distance of that description 
 fresh frames drawn as the training frames were ({familiar_note}) is ranked among held-back ones
 (`reliability.npz`, an attachment). A cell is described by each axis' mean inside it and ranked
 among training cells. 0.5 is a typical training frame; frames below the threshold
-({trust_threshold(report)}) are flagged, and event rules ignore cells below it unless a rule says
+({DEFAULT_THRESHOLD:g}) are flagged, and event rules ignore cells below it unless a rule says
 `unreliable: true`. Per setting: the share of frames flagged, how well the frame reliability
 tells that setting from the model's own (AUROC; own = {", ".join(familiar_settings)}), and
 Spearman ρ of per-cell reliability against the per-cell virtual DAPI error (negative: less
@@ -236,8 +237,3 @@ about 5 min to simulate the cache and under a minute to export, calibrate, quant
 ONNX vs PyTorch max abs difference:
 {", ".join(f"{k} {v:.1e}" for k, v in report["onnx_vs_torch_max_abs"].items())}.
 """
-
-
-def trust_threshold(report: dict[str, Any]) -> str:
-    """The warning threshold the reliability statistics were written with."""
-    return f"{report.get('reliability_threshold', 0.01):g}"
