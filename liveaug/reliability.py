@@ -106,8 +106,8 @@ class ReliabilityModel:
     def frame_score(self, z: np.ndarray) -> float:
         """Mahalanobis distance² of a frame's descriptor (from its projected features)."""
         flat = z.reshape(len(z), -1)
-        d = np.concatenate([flat.mean(1), flat.std(1)]) - self.frame_mean
-        return float(d @ self.frame_precision @ d)
+        d = np.concatenate([flat.mean(1), flat.std(1)])[None]
+        return float(mahalanobis(d, self.frame_mean, self.frame_precision)[0])
 
     def assess(self, features: np.ndarray) -> Trust:
         """The frame's reliability, and what its cells' reliabilities are read from."""
@@ -143,6 +143,12 @@ def survival(sorted_scores: np.ndarray, score: float | np.ndarray) -> np.ndarray
     return float(r) if np.ndim(r) == 0 else r.astype(np.float32)
 
 
+def mahalanobis(x: np.ndarray, mean: np.ndarray, precision: np.ndarray) -> np.ndarray:
+    """Squared Mahalanobis distance of each row of ``x`` from ``mean``."""
+    d = x - mean
+    return np.einsum("ij,jk,ik->i", d, precision, d)
+
+
 def cell_reliability(trust: Trust, labels: np.ndarray) -> np.ndarray:
     """Reliability of each label 1..labels.max() (labels at any resolution; a cell is read at
     the features' sampling, from its centre pixel when it covers no whole one); without
@@ -156,8 +162,7 @@ def cell_reliability(trust: Trust, labels: np.ndarray) -> np.ndarray:
     )
     if z is None or ref is None or mean is None or prec is None or n == 0:
         return np.full(n, trust.frame, np.float32)
-    d = cell_descriptors(z, labels) - mean
-    return np.asarray(survival(ref, np.einsum("ij,jk,ik->i", d, prec, d)))
+    return np.asarray(survival(ref, mahalanobis(cell_descriptors(z, labels), mean, prec)))
 
 
 def cell_descriptors(z: np.ndarray, labels: np.ndarray) -> np.ndarray:
@@ -224,10 +229,6 @@ def fit(
         cells.append(cell_descriptors(z, labels) if labels.max() > 0 else np.zeros((0, k)))
     f_mean, f_prec = _gaussian(np.array(descs[:half]))
     c_mean, c_prec = _gaussian(np.concatenate(cells[:half]))
-
-    def mahalanobis(d: np.ndarray, m: np.ndarray, p: np.ndarray) -> np.ndarray:
-        d = d - m
-        return np.einsum("ij,jk,ik->i", d, p, d)
 
     held_cells = [c for c in cells[half:] if len(c)]
     return ReliabilityModel(
